@@ -1,0 +1,100 @@
+-- billing: the SQL API. Functions that may raise the extension's own SQLSTATEs are V1 C
+-- functions declared here (see src/boundary.rs); none is STRICT: a NULL where a value is
+-- required raises 22023 instead of silently returning NULL.
+
+-- Accounts -------------------------------------------------------------------------------------
+
+CREATE FUNCTION billing.create_account(
+    currency text,
+    external_ref text DEFAULT NULL,
+    overdraft_limit numeric DEFAULT 0,
+    low_balance_threshold numeric DEFAULT NULL
+) RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_create_account';
+COMMENT ON FUNCTION billing.create_account(text, text, numeric, numeric) IS
+    'New wallet with balance 0; a NULL threshold means the currency default. 22023: unknown currency, bad limit.';
+
+CREATE FUNCTION billing.set_overdraft_limit(account_id bigint, overdraft_limit numeric)
+RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_set_overdraft_limit';
+COMMENT ON FUNCTION billing.set_overdraft_limit(bigint, numeric) IS
+    'Locks the account. The account may spend down to balance = -overdraft_limit. BL003 if current debt and holds exceed the new limit.';
+
+CREATE FUNCTION billing.set_low_balance_threshold(account_id bigint, threshold numeric)
+RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_set_low_balance_threshold';
+COMMENT ON FUNCTION billing.set_low_balance_threshold(bigint, numeric) IS
+    'Locks the account. low_balance fires when available falls from >= threshold to below it.';
+
+COMMENT ON FUNCTION billing.account_balance(bigint) IS
+    'currency, balance, reserved, available = balance - reserved + overdraft_limit, overdraft_limit. P0002: unknown account.';
+COMMENT ON FUNCTION billing.account_state(bigint, timestamptz) IS
+    'Dunning stage recorded by the last advance_dunning, the services it allows, auto-recharge and billing mode.';
+
+-- Two-phase holds ------------------------------------------------------------------------------
+
+CREATE FUNCTION billing.reserve_credits(
+    account_id bigint,
+    amount numeric,
+    reference text DEFAULT NULL,
+    expires_at timestamptz DEFAULT NULL,
+    idempotency_key text DEFAULT NULL
+) RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_reserve_credits';
+COMMENT ON FUNCTION billing.reserve_credits(bigint, numeric, text, timestamptz, text) IS
+    'Locks the account; holds amount (returns the reservation id). BL001 if available < amount, BL004 if blocked, BL006 on a reused key with other arguments.';
+
+CREATE FUNCTION billing.capture_reservation(reservation_id bigint, amount numeric DEFAULT NULL)
+RETURNS numeric LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_capture_reservation';
+COMMENT ON FUNCTION billing.capture_reservation(bigint, numeric) IS
+    'Locks account then hold; charges amount (default all) and releases the rest; returns the amount charged. BL003 unless pending; 22023 above the held amount.';
+
+CREATE FUNCTION billing.release_reservation(reservation_id bigint)
+RETURNS numeric LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_release_reservation';
+COMMENT ON FUNCTION billing.release_reservation(bigint) IS
+    'Locks account then hold; releases it and returns the amount released. BL003 unless pending.';
+
+CREATE FUNCTION billing.expire_reservations(as_of timestamptz DEFAULT now())
+RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_expire_reservations';
+COMMENT ON FUNCTION billing.expire_reservations(timestamptz) IS
+    'Releases pending holds with expires_at <= as_of (accounts locked in id order); returns how many.';
+
+-- Recharges and payments -----------------------------------------------------------------------
+
+CREATE FUNCTION billing.apply_recharge(
+    account_id bigint,
+    amount numeric,
+    method text DEFAULT 'card',
+    idempotency_key text DEFAULT NULL,
+    as_of timestamptz DEFAULT now()
+) RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_apply_recharge';
+COMMENT ON FUNCTION billing.apply_recharge(bigint, numeric, text, text, timestamptz) IS
+    'A succeeded recharge: credits amount at once, tax round(amount * tax_rate, minor_units) on top; returns the payment id. BL002 outside the currency bounds.';
+
+CREATE FUNCTION billing.create_payment(
+    account_id bigint,
+    amount numeric,
+    method text DEFAULT 'card',
+    idempotency_key text DEFAULT NULL,
+    as_of timestamptz DEFAULT now()
+) RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_create_payment';
+COMMENT ON FUNCTION billing.create_payment(bigint, numeric, text, text, timestamptz) IS
+    'A pending recharge (bounds and tax fixed now, nothing credited until confirm_payment).';
+
+CREATE FUNCTION billing.confirm_payment(
+    payment_id bigint,
+    external_ref text DEFAULT NULL,
+    as_of timestamptz DEFAULT now()
+) RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_confirm_payment';
+COMMENT ON FUNCTION billing.confirm_payment(bigint, text, timestamptz) IS
+    'pending -> succeeded, credits once; again on a succeeded payment returns succeeded; BL003 if failed or cancelled.';
+
+CREATE FUNCTION billing.fail_payment(
+    payment_id bigint,
+    reason text DEFAULT NULL,
+    as_of timestamptz DEFAULT now()
+) RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_fail_payment';
+COMMENT ON FUNCTION billing.fail_payment(bigint, text, timestamptz) IS 'pending -> failed (event payment_failed).';
+
+CREATE FUNCTION billing.cancel_payment(payment_id bigint, as_of timestamptz DEFAULT now())
+RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_cancel_payment';
+COMMENT ON FUNCTION billing.cancel_payment(bigint, timestamptz) IS 'pending -> cancelled.';
+
+COMMENT ON FUNCTION billing.verify_ledger() IS
+    'Every ledger invariant, one row per check: balances = entries, reserved = pending holds, transfers and currencies sum to zero, limits respected, payments and holds settled once.';

@@ -1,0 +1,94 @@
+//! Events: rows in `billing.events` (each also a `NOTIFY billing_events`, by trigger), and the
+//! rules that decide when one is due, such as the low-balance crossing.
+
+use crate::accounts::Account;
+use crate::db::exec;
+use crate::error::Result;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::JsonB;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+const INSERT_EVENT: &str = "
+    INSERT INTO billing.events (account_id, kind, payload, created_at) VALUES ($1, $2, $3, $4)";
+
+/// Records one event in the caller's transaction (it vanishes with a rollback, like the change
+/// it reports).
+pub fn emit(
+    client: &mut SpiClient<'_>,
+    account_id: i64,
+    kind: &str,
+    payload: Value,
+    at: TimestampWithTimeZone,
+) -> Result<()> {
+    exec(
+        client,
+        INSERT_EVENT,
+        &[
+            account_id.into(),
+            kind.into(),
+            JsonB(payload).into(),
+            at.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A JSON number with the exact decimal digits (serde_json's arbitrary_precision).
+pub fn num(d: Decimal) -> Value {
+    serde_json::from_str(&d.to_string()).expect("a Decimal's text is a JSON number")
+}
+
+/// The low-balance rule: one event when `available` falls from at or above the threshold to
+/// below it. Stateless, so it re-arms by itself once `available` is back at or above it.
+pub fn crosses_below(before: Decimal, after: Decimal, threshold: Decimal) -> bool {
+    before >= threshold && after < threshold
+}
+
+/// Called by every function that lowers `available`, under the account lock, with the values
+/// before and after its change.
+pub fn available_changed(
+    client: &mut SpiClient<'_>,
+    acct: &Account,
+    before: Decimal,
+    after: Decimal,
+    at: TimestampWithTimeZone,
+) -> Result<()> {
+    if crosses_below(before, after, acct.threshold) {
+        emit(
+            client,
+            acct.id,
+            "low_balance",
+            json!({
+                "available": num(after),
+                "threshold": num(acct.threshold),
+                "currency": acct.currency,
+            }),
+            at,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::dec;
+
+    #[test]
+    fn low_balance_fires_only_on_the_downward_crossing() {
+        let t = dec("100");
+        assert!(crosses_below(dec("150"), dec("99.99"), t));
+        assert!(crosses_below(dec("100"), dec("99"), t)); // from exactly the threshold
+        assert!(!crosses_below(dec("99"), dec("50"), t)); // already below: no repeat
+        assert!(!crosses_below(dec("150"), dec("100"), t)); // landing on it is not below
+        assert!(!crosses_below(dec("50"), dec("150"), t)); // a recharge
+    }
+
+    #[test]
+    fn json_numbers_keep_every_digit() {
+        assert_eq!(num(dec("1180.00")).to_string(), "1180.00");
+        assert_eq!(num(dec("0.000001")).to_string(), "0.000001");
+    }
+}

@@ -1,0 +1,310 @@
+//! Two-phase holds, TigerBeetle's pending transfers in SQL: a hold fails up front if it would
+//! break the limit, so capturing or releasing it later never can; a capture may take part and
+//! releases the rest; a hold resolves exactly once (captured, released or expired).
+
+use crate::accounts::{self, lock, now, owner_of};
+use crate::boundary::{money, Args, Ret};
+use crate::db::{exec, one, with_spi};
+use crate::error::{BillingError, Result};
+use crate::events::{self, num};
+use crate::idempotency::{check_key, remember, replay, result_id, Key};
+use crate::ledger::{self, LedgerAccount, Transfer};
+use crate::money::{Money, Sign};
+use crate::sql_function;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+const RESERVE: &str = "
+    WITH a AS (UPDATE billing.accounts SET reserved = reserved + $2 WHERE id = $1 RETURNING id)
+    INSERT INTO billing.reservations (account_id, amount, reference, expires_at, created_at)
+    SELECT a.id, $2, $3, $4, $5 FROM a
+    RETURNING id";
+
+/// Holds `amount` on a locked account after the spending checks. Shared with campaigns.
+pub fn hold(
+    client: &mut SpiClient<'_>,
+    acct: &accounts::Account,
+    amount: Decimal,
+    reference: Option<&str>,
+    expires_at: Option<TimestampWithTimeZone>,
+    at: TimestampWithTimeZone,
+) -> Result<i64> {
+    acct.ensure_may_spend()?;
+    acct.ensure_covers(amount)?;
+    let id = one::<i64>(exec(
+        client,
+        RESERVE,
+        &[
+            acct.id.into(),
+            Money(amount).into(),
+            reference.into(),
+            expires_at.into(),
+            at.into(),
+        ],
+    )?)?
+    .ok_or_else(|| BillingError::Internal("reservation insert returned nothing".into()))?;
+    events::available_changed(
+        client,
+        acct,
+        acct.available(),
+        acct.available() - amount,
+        at,
+    )?;
+    Ok(id)
+}
+
+/// `billing.reserve_credits(account_id, amount, reference, expires_at, idempotency_key) → bigint`
+/// Locks the account. Raises BL004 if the account may not spend, BL001 if `available < amount`
+/// (with required, available, shortfall), 22023 for a malformed amount, P0002 for an unknown
+/// account. Idempotent with a key: the same arguments return the same id and hold nothing more;
+/// other arguments raise BL006. May record `low_balance`.
+fn reserve_credits(a: &Args) -> Result<Ret> {
+    let account_id = a.id(0, "account_id")?;
+    let amount = a.amount(1, "amount", Sign::Positive)?;
+    let reference = a.opt_text(2);
+    let expires_at = a.opt_ts(3, "expires_at")?;
+    let key = check_key(a.opt_text(4))?;
+    let id = with_spi(|c| {
+        let acct = lock(c, account_id)?;
+        let key = key.as_deref().map(|key| Key {
+            account_id,
+            operation: "reserve_credits",
+            key,
+            request: json!({
+                "amount": num(amount),
+                "reference": reference,
+                "expires_at": expires_at.map(pgrx::pg_sys::TimestampTz::from),
+            }),
+        });
+        if let Some(k) = &key {
+            if let Some(first) = replay(c, k)? {
+                return result_id(&first);
+            }
+        }
+        let id = hold(c, &acct, amount, reference.as_deref(), expires_at, now())?;
+        if let Some(k) = &key {
+            remember(c, k, json!({ "id": id }))?;
+        }
+        Ok(id)
+    })?;
+    Ok(Ret::of(id))
+}
+sql_function!(
+    billing_reserve_credits,
+    pg_finfo_billing_reserve_credits,
+    reserve_credits
+);
+
+const OWNER: &str = "SELECT account_id FROM billing.reservations WHERE id = $1";
+
+const LOCK_HOLD: &str = "
+    SELECT status, amount FROM billing.reservations WHERE account_id = $1 AND id = $2 FOR UPDATE";
+
+/// Locks the account, then the hold (the fixed order), and returns (account, status, amount).
+fn lock_hold(client: &mut SpiClient<'_>, id: i64) -> Result<(accounts::Account, String, Decimal)> {
+    let account_id = owner_of(client, OWNER, "reservation", id)?;
+    let acct = lock(client, account_id)?;
+    let rows = exec(client, LOCK_HOLD, &[account_id.into(), id.into()])?;
+    let row = rows.first();
+    let status = row.get::<String>(1)?.unwrap_or_default();
+    let held = row.get::<Money>(2)?.map(|m| m.0).unwrap_or_default();
+    Ok((acct, status, held))
+}
+
+fn ensure_pending(id: i64, status: &str, operation: &str) -> Result<()> {
+    if status == "pending" {
+        Ok(())
+    } else {
+        Err(BillingError::invalid_state(
+            format!("reservation {id}"),
+            status,
+            operation,
+        ))
+    }
+}
+
+/// How much a capture charges: all of the hold by default, never more than it (22023).
+pub fn capture_amount(requested: Option<Decimal>, held: Decimal) -> Result<Decimal> {
+    let charge = requested.unwrap_or(held);
+    if charge > held {
+        return Err(BillingError::invalid(format!(
+            "amount {charge} exceeds the held amount {held}"
+        )));
+    }
+    Ok(charge)
+}
+
+const MARK_CAPTURED: &str = "
+    UPDATE billing.reservations SET status = 'captured', captured = $3, resolved_at = $4
+     WHERE account_id = $1 AND id = $2";
+
+/// Captures a locked, pending hold: charges `charge` to revenue and frees the whole hold.
+pub fn capture(
+    client: &mut SpiClient<'_>,
+    acct: &accounts::Account,
+    id: i64,
+    held: Decimal,
+    legs: Vec<(LedgerAccount, Decimal)>,
+    at: TimestampWithTimeZone,
+) -> Result<()> {
+    let charge = -ledger::wallet_delta(&legs);
+    exec(
+        client,
+        MARK_CAPTURED,
+        &[acct.id.into(), id.into(), Money(charge).into(), at.into()],
+    )?;
+    ledger::post(
+        client,
+        Transfer {
+            account_id: acct.id,
+            currency: &acct.currency,
+            kind: "capture",
+            source: "reservation",
+            source_id: id,
+            legs,
+            reserved_delta: -held,
+            at,
+        },
+    )
+}
+
+/// `billing.capture_reservation(reservation_id, amount DEFAULT NULL) → numeric`
+/// Locks the account, then the hold. Charges `amount` (default: all of it) and releases the
+/// rest; returns the amount charged. BL003 unless the hold is pending (captured, released or
+/// expired holds cannot be captured), 22023 for an amount above the held amount, P0002 for an
+/// unknown id. Not idempotent by itself: a second capture of one hold is BL003.
+fn capture_reservation(a: &Args) -> Result<Ret> {
+    let id = a.id(0, "reservation_id")?;
+    let requested = a.opt_amount(1, "amount", Sign::Positive)?;
+    let charged = with_spi(|c| {
+        let (acct, status, held) = lock_hold(c, id)?;
+        ensure_pending(id, &status, "capture")?;
+        let charge = capture_amount(requested, held)?;
+        let legs = vec![
+            (LedgerAccount::Wallet, -charge),
+            (LedgerAccount::Revenue, charge),
+        ];
+        capture(c, &acct, id, held, legs, now())?;
+        Ok(charge)
+    })?;
+    Ok(money(charged))
+}
+sql_function!(
+    billing_capture_reservation,
+    pg_finfo_billing_capture_reservation,
+    capture_reservation
+);
+
+const RESOLVE_WITHOUT_CHARGE: &str = "
+    WITH r AS (UPDATE billing.reservations SET status = $3, resolved_at = $4
+                WHERE account_id = $1 AND id = $2 AND status = 'pending'
+                RETURNING amount)
+    UPDATE billing.accounts a SET reserved = a.reserved - r.amount FROM r WHERE a.id = $1
+    RETURNING r.amount";
+
+/// Releases a locked, pending hold without charging; returns the amount released.
+pub fn release(
+    client: &mut SpiClient<'_>,
+    account_id: i64,
+    id: i64,
+    at: TimestampWithTimeZone,
+) -> Result<Decimal> {
+    let released = one::<Money>(exec(
+        client,
+        RESOLVE_WITHOUT_CHARGE,
+        &[account_id.into(), id.into(), "released".into(), at.into()],
+    )?)?;
+    released
+        .map(|m| m.0)
+        .ok_or_else(|| BillingError::Internal(format!("reservation {id} was not pending")))
+}
+
+/// `billing.release_reservation(reservation_id) → numeric`
+/// Locks the account, then the hold. Releases all of it; returns the amount released. BL003
+/// unless pending, P0002 for an unknown id. A second release is BL003.
+fn release_reservation(a: &Args) -> Result<Ret> {
+    let id = a.id(0, "reservation_id")?;
+    let released = with_spi(|c| {
+        let (acct, status, _) = lock_hold(c, id)?;
+        ensure_pending(id, &status, "release")?;
+        release(c, acct.id, id, now())
+    })?;
+    Ok(money(released))
+}
+sql_function!(
+    billing_release_reservation,
+    pg_finfo_billing_release_reservation,
+    release_reservation
+);
+
+const DUE_ACCOUNTS: &str = "
+    SELECT coalesce(array_agg(DISTINCT account_id ORDER BY account_id), '{}')
+      FROM billing.reservations WHERE status = 'pending' AND expires_at <= $1";
+
+const LOCK_ACCOUNTS: &str = "
+    SELECT id FROM billing.accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+
+const EXPIRE: &str = "
+    WITH r AS (UPDATE billing.reservations SET status = 'expired', resolved_at = $1
+                WHERE account_id = ANY($2) AND status = 'pending' AND expires_at <= $1
+                RETURNING account_id, amount),
+         s AS (SELECT account_id, sum(amount) AS total, count(*) AS n FROM r GROUP BY account_id),
+         u AS (UPDATE billing.accounts a SET reserved = a.reserved - s.total
+                 FROM s WHERE a.id = s.account_id RETURNING s.n)
+    SELECT coalesce(sum(n), 0)::integer FROM u";
+
+/// `billing.expire_reservations(as_of DEFAULT now()) → integer`
+/// Releases every pending hold with `expires_at <= as_of`, set-based; returns how many.
+/// Locks the accounts concerned in id order (so it never deadlocks with other calls), then
+/// their holds. Idempotent: a second call at the same `as_of` expires nothing more.
+fn expire_reservations(a: &Args) -> Result<Ret> {
+    let as_of = a.ts(0, "as_of")?;
+    let n = with_spi(|c| {
+        let ids = one::<Vec<i64>>(exec(c, DUE_ACCOUNTS, &[as_of.into()])?)?.unwrap_or_default();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        exec(c, LOCK_ACCOUNTS, &[ids.clone().into()])?;
+        Ok(one::<i32>(exec(c, EXPIRE, &[as_of.into(), ids.into()])?)?.unwrap_or(0))
+    })?;
+    Ok(Ret::of(n))
+}
+sql_function!(
+    billing_expire_reservations,
+    pg_finfo_billing_expire_reservations,
+    expire_reservations
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::dec;
+
+    #[test]
+    fn capture_defaults_to_the_whole_hold_and_never_exceeds_it() {
+        assert_eq!(capture_amount(None, dec("50")), Ok(dec("50")));
+        assert_eq!(capture_amount(Some(dec("20")), dec("50")), Ok(dec("20")));
+        assert_eq!(capture_amount(Some(dec("50")), dec("50")), Ok(dec("50")));
+        assert_eq!(
+            capture_amount(Some(dec("50.000001")), dec("50"))
+                .unwrap_err()
+                .sqlstate(),
+            "22023"
+        );
+    }
+
+    #[test]
+    fn only_pending_holds_resolve() {
+        assert!(ensure_pending(1, "pending", "capture").is_ok());
+        for s in ["captured", "released", "expired"] {
+            let e = ensure_pending(7, s, "capture").unwrap_err();
+            assert_eq!(e.sqlstate(), "BL003");
+            assert_eq!(
+                e.to_string(),
+                format!("reservation 7 is {s}: cannot capture")
+            );
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The double-entry ledger: balanced transfers, appended only, and the invariants that can be
+//! verified at any time.
+//!
+//! A transfer is posted by one statement that draws a transfer id, moves the account's cached
+//! balance (and reserved, for captures) and inserts every entry; the statement trigger
+//! `ledger_entries_balanced` refuses it if the entries do not sum to zero, and the accounts
+//! CHECK `available_not_negative` refuses it if it would overdraw the wallet.
+
+use crate::db::{exec, with_spi};
+use crate::error::{BillingError, Result};
+use crate::money::Money;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use rust_decimal::Decimal;
+
+/// Ledger accounts. `Wallet` is the customer's own; the others are per-currency system
+/// accounts, kept as per-customer sub-ledgers (no hot row) and summed on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerAccount {
+    Wallet,
+    PaymentsClearing,
+    TaxPayable,
+    Revenue,
+    #[allow(dead_code)] // carrier fees are booked by usage and campaigns
+    CarrierFeesPayable,
+    #[allow(dead_code)] // receivables are booked by the monthly close and invoices
+    Receivables,
+}
+
+impl LedgerAccount {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerAccount::Wallet => "wallet",
+            LedgerAccount::PaymentsClearing => "payments_clearing",
+            LedgerAccount::TaxPayable => "tax_payable",
+            LedgerAccount::Revenue => "revenue",
+            LedgerAccount::CarrierFeesPayable => "carrier_fees_payable",
+            LedgerAccount::Receivables => "receivables",
+        }
+    }
+}
+
+/// One movement of money for one customer account, in its currency.
+pub struct Transfer<'a> {
+    pub account_id: i64,
+    pub currency: &'a str,
+    pub kind: &'a str,
+    pub source: &'a str,
+    pub source_id: i64,
+    /// Credit-normal legs: > 0 credits the ledger account, < 0 debits it. Zero legs are dropped.
+    pub legs: Vec<(LedgerAccount, Decimal)>,
+    /// Change to `accounts.reserved` made together with the transfer (a capture frees its hold).
+    pub reserved_delta: Decimal,
+    pub at: TimestampWithTimeZone,
+}
+
+/// The sum of the wallet legs: how the cached balance moves.
+pub fn wallet_delta(legs: &[(LedgerAccount, Decimal)]) -> Decimal {
+    legs.iter()
+        .filter(|(a, _)| *a == LedgerAccount::Wallet)
+        .map(|(_, d)| *d)
+        .sum()
+}
+
+pub fn is_balanced(legs: &[(LedgerAccount, Decimal)]) -> bool {
+    legs.iter().map(|(_, d)| *d).sum::<Decimal>().is_zero()
+}
+
+const POST: &str = "
+    WITH t AS (SELECT nextval('billing.transfer_ids') AS transfer_id),
+         w AS (UPDATE billing.accounts
+                  SET balance = balance + $6, reserved = reserved + $7
+                WHERE id = $1 AND ($6 <> 0 OR $7 <> 0)
+                RETURNING id)
+    INSERT INTO billing.ledger_entries
+           (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id, created_at)
+    SELECT $1, t.transfer_id, leg.ledger_account, $2, leg.amount, $3, $4, $5, $10
+      FROM t, unnest($8::text[], $9::numeric[]) AS leg(ledger_account, amount)
+    RETURNING transfer_id";
+
+/// Posts a transfer. The caller holds the account lock.
+pub fn post(client: &mut SpiClient<'_>, t: Transfer<'_>) -> Result<()> {
+    let legs: Vec<_> = t.legs.into_iter().filter(|(_, d)| !d.is_zero()).collect();
+    if legs.is_empty() || !is_balanced(&legs) {
+        return Err(BillingError::Internal(format!(
+            "unbalanced transfer for {}",
+            t.kind
+        )));
+    }
+    let names: Vec<String> = legs.iter().map(|(a, _)| a.as_str().to_string()).collect();
+    let amounts: Vec<Money> = legs.iter().map(|(_, d)| Money(*d)).collect();
+    exec(
+        client,
+        POST,
+        &[
+            t.account_id.into(),
+            t.currency.into(),
+            t.kind.into(),
+            t.source.into(),
+            t.source_id.into(),
+            Money(wallet_delta(&legs)).into(),
+            Money(t.reserved_delta).into(),
+            names.into(),
+            amounts.into(),
+            t.at.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+// verify_ledger ------------------------------------------------------------------------------------
+
+/// Each check selects one line per offending row; no row means the invariant holds.
+const CHECKS: &[(&str, &str)] = &[
+    (
+        "wallet_balances_match_entries",
+        "SELECT format('account %s: balance %s, wallet entries %s', a.id, a.balance, coalesce(e.total, 0))
+           FROM billing.accounts a
+           LEFT JOIN (SELECT account_id, sum(amount) AS total FROM billing.ledger_entries
+                       WHERE ledger_account = 'wallet' GROUP BY account_id) e ON e.account_id = a.id
+          WHERE a.balance <> coalesce(e.total, 0) ORDER BY a.id",
+    ),
+    (
+        "reserved_matches_pending_holds",
+        "SELECT format('account %s: reserved %s, pending holds %s', a.id, a.reserved, coalesce(r.total, 0))
+           FROM billing.accounts a
+           LEFT JOIN (SELECT account_id, sum(amount) AS total FROM billing.reservations
+                       WHERE status = 'pending' GROUP BY account_id) r ON r.account_id = a.id
+          WHERE a.reserved <> coalesce(r.total, 0) ORDER BY a.id",
+    ),
+    (
+        "entries_sum_to_zero_per_currency",
+        "SELECT format('%s: entries sum to %s', currency, sum(amount))
+           FROM billing.ledger_entries GROUP BY currency HAVING sum(amount) <> 0 ORDER BY currency",
+    ),
+    (
+        "transfers_balanced",
+        "SELECT format('transfer %s: sums to %s in %s currencies', transfer_id, sum(amount), count(DISTINCT currency))
+           FROM billing.ledger_entries GROUP BY transfer_id
+         HAVING sum(amount) <> 0 OR count(DISTINCT currency) > 1 ORDER BY transfer_id",
+    ),
+    (
+        "entries_in_account_currency",
+        "SELECT format('entry %s: %s on a %s account', e.id, e.currency, a.currency)
+           FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id
+          WHERE e.currency <> a.currency ORDER BY e.id",
+    ),
+    (
+        "no_balance_below_overdraft_limit",
+        "SELECT format('account %s: balance %s, overdraft limit %s, reserved %s', id, balance, overdraft_limit, reserved)
+           FROM billing.accounts
+          WHERE balance < -overdraft_limit OR balance - reserved + overdraft_limit < 0 ORDER BY id",
+    ),
+    (
+        "payments_credited_once",
+        "SELECT format('payment %s (%s): %s credit transfers', p.id, p.status, count(DISTINCT e.transfer_id))
+           FROM billing.payment_records p
+           LEFT JOIN billing.ledger_entries e
+                  ON e.account_id = p.account_id AND e.source = 'payment' AND e.source_id = p.id
+          WHERE p.kind IN ('recharge', 'auto_recharge')
+          GROUP BY p.id, p.status
+         HAVING count(DISTINCT e.transfer_id) <> CASE WHEN p.status = 'succeeded' THEN 1 ELSE 0 END
+          ORDER BY p.id",
+    ),
+    (
+        "holds_resolved_once",
+        "SELECT format('reservation %s (%s): %s capture transfers', r.id, r.status, count(DISTINCT e.transfer_id))
+           FROM billing.reservations r
+           LEFT JOIN billing.ledger_entries e
+                  ON e.account_id = r.account_id AND e.source = 'reservation' AND e.source_id = r.id
+          GROUP BY r.id, r.status
+         HAVING count(DISTINCT e.transfer_id) <> CASE WHEN r.status = 'captured' THEN 1 ELSE 0 END
+          ORDER BY r.id",
+    ),
+];
+
+/// How many offenders a check names in its detail.
+const DETAIL_LIMIT: usize = 5;
+
+/// `billing.verify_ledger() → TABLE(check_name, ok, detail)`
+/// Checks every invariant of the ledger over all data; takes no locks (one snapshot per check).
+/// Read-only and repeatable. `detail` names up to five offenders.
+#[pg_extern(stable)]
+fn verify_ledger() -> TableIterator<
+    'static,
+    (
+        name!(check_name, String),
+        name!(ok, bool),
+        name!(detail, String),
+    ),
+> {
+    let rows = crate::boundary::standard(|| {
+        with_spi(|c| {
+            let mut out = Vec::with_capacity(CHECKS.len());
+            for (name, sql) in CHECKS {
+                let mut offenders = Vec::new();
+                for row in exec(c, sql, &[])? {
+                    offenders.push(row.get::<String>(1)?.unwrap_or_default());
+                }
+                out.push(check_row(name, &offenders));
+            }
+            Ok(out)
+        })
+    });
+    TableIterator::new(rows)
+}
+
+fn check_row(name: &str, offenders: &[String]) -> (String, bool, String) {
+    if offenders.is_empty() {
+        return (name.to_string(), true, "ok".to_string());
+    }
+    let shown: Vec<&str> = offenders
+        .iter()
+        .take(DETAIL_LIMIT)
+        .map(String::as_str)
+        .collect();
+    let more = offenders.len().saturating_sub(DETAIL_LIMIT);
+    let tail = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    (
+        name.to_string(),
+        false,
+        format!("{}{}", shown.join("; "), tail),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::dec;
+    use LedgerAccount::*;
+
+    #[test]
+    fn a_recharge_with_gst_balances() {
+        let legs = [
+            (Wallet, dec("1000")),
+            (TaxPayable, dec("180")),
+            (PaymentsClearing, dec("-1180")),
+        ];
+        assert!(is_balanced(&legs));
+        assert_eq!(wallet_delta(&legs), dec("1000"));
+    }
+
+    #[test]
+    fn an_unbalanced_transfer_is_caught() {
+        assert!(!is_balanced(&[
+            (Wallet, dec("-10")),
+            (Revenue, dec("9.99"))
+        ]));
+    }
+
+    #[test]
+    fn check_detail_names_at_most_five_offenders() {
+        let offenders: Vec<String> = (1..=7).map(|i| format!("account {i}")).collect();
+        let (_, ok, detail) = check_row("x", &offenders);
+        assert!(!ok);
+        assert!(detail.starts_with("account 1; account 2"));
+        assert!(detail.ends_with("; and 2 more"));
+        assert_eq!(check_row("x", &[]), ("x".into(), true, "ok".into()));
+    }
+}

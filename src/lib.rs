@@ -1,0 +1,40 @@
+//! `billing`: prepaid-credit billing for messaging platforms, inside PostgreSQL.
+//!
+//! Tables, triggers and grants live in `sql/*.sql`; the rules live in the domain modules below,
+//! each a set of pure decisions (plain `#[test]`s) under a thin SQL shell. API functions that
+//! may raise the extension's own SQLSTATEs go through `boundary` (see its module comment).
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+mod accounts;
+mod boundary;
+mod db;
+mod error;
+mod events;
+mod holds;
+mod idempotency;
+mod ledger;
+mod money;
+mod payments;
+
+extension_sql_file!("../sql/001_schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/090_api.sql", name = "api", finalize);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    include!("pg_tests.rs");
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

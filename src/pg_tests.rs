@@ -1,0 +1,1 @@
+// #[pg_test]s: the API called through SQL, inside a real PostgreSQL.
