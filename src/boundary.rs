@@ -158,12 +158,9 @@ unsafe fn raise(e: BillingError) -> ! {
         }
         drop(message);
         drop(hint);
-        // No Rust value with a destructor is alive in this frame or its callers now.
-        errfinish(
-            c"boundary.rs".as_ptr(),
-            line!() as c_int,
-            c"billing".as_ptr(),
-        );
+        // No Rust value with a destructor is alive in this frame or its callers now. No source
+        // location: a line of boundary.rs would tell the caller nothing.
+        errfinish(std::ptr::null(), 0, std::ptr::null());
         std::hint::unreachable_unchecked()
     }
 }

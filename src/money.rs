@@ -8,7 +8,6 @@ use crate::error::{BillingError, Result};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
-use std::str::FromStr;
 
 /// Decimal places an amount argument may carry.
 pub const MAX_SCALE: u32 = 6;
@@ -112,7 +111,7 @@ pub fn check_recharge(
 /// Exact decimal from a literal, for tests.
 #[cfg(test)]
 pub fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).expect("decimal literal")
+    s.parse().expect("decimal literal")
 }
 
 #[cfg(test)]
