@@ -187,8 +187,10 @@ macro_rules! sql_function {
         pub unsafe extern "C-unwind" fn $symbol(
             fcinfo: ::pgrx::pg_sys::FunctionCallInfo,
         ) -> ::pgrx::pg_sys::Datum {
+            let body: fn(&$crate::boundary::Args) -> $crate::error::Result<$crate::boundary::Ret> =
+                $body;
             unsafe {
-                let outcome = $crate::boundary::run(fcinfo, $body);
+                let outcome = $crate::boundary::run(fcinfo, body);
                 $crate::boundary::finish(fcinfo, outcome)
             }
         }
