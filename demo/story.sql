@@ -37,6 +37,7 @@ SELECT kind, payload FROM billing.events WHERE account_id = :account ORDER BY id
 SELECT billing.reserve_credits(:account, 100);
 \set ON_ERROR_STOP on
 \set VERBOSITY default
+\echo
 
 \echo '8. The double-entry ledger behind it, and its invariants.'
 SELECT transfer_id, kind, ledger_account, amount FROM billing.ledger_entries

@@ -1,7 +1,7 @@
 -- billing: tables, constraints and reference data.
 --
 -- Every per-account table carries account_id and its keys lead with it, so each could be
--- distributed by account (Citus: create_distributed_table(..., 'account_id')). Ids are
+-- distributed by account (Citus: accounts on id, the others on account_id, colocated). Ids are
 -- globally unique identities; lookups by id alone use a plain (non-unique) index.
 --
 -- Money is numeric everywhere. Amount arguments are validated by the API (finite, > 0, at most

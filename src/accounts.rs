@@ -46,6 +46,7 @@ impl Account {
             Err(BillingError::ServiceBlocked {
                 account_id: self.id,
                 stage: self.stage.clone(),
+                action: "spend",
             })
         }
     }
@@ -238,7 +239,7 @@ const BALANCE: &str = "
 /// `billing.account_balance(account_id) → TABLE(currency, balance, reserved, available, overdraft_limit)`
 /// Reads without locking (a consistent snapshot of one row). P0002 for an unknown account,
 /// 22023 for NULL. `available = balance - reserved + overdraft_limit`.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable)]
 fn account_balance(
     account_id: Option<i64>,
 ) -> TableIterator<
@@ -286,7 +287,7 @@ const STATE: &str = "
 /// Reads without locking. Reports the stage recorded by the last `advance_dunning` (what the
 /// spending functions enforce), so `as_of` is accepted for the contract but does not change
 /// the answer. P0002 for an unknown account, 22023 for NULL.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable)]
 fn account_state(
     account_id: Option<i64>,
     as_of: default!(Option<TimestampWithTimeZone>, "now()"),

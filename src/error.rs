@@ -33,9 +33,13 @@ pub enum BillingError {
         operation: String,
     },
 
-    /// BL004: the account may not spend now.
-    #[error("account {account_id} may not spend: dunning stage is {stage}")]
-    ServiceBlocked { account_id: i64, stage: String },
+    /// BL004: the account may not spend now (or, once deleted, take payments).
+    #[error("account {account_id} may not {action}: dunning stage is {stage}")]
+    ServiceBlocked {
+        account_id: i64,
+        stage: String,
+        action: &'static str,
+    },
 
     /// BL005: objects of different currencies were combined.
     #[allow(dead_code)] // part of the contract's error set; no call of the money core combines currencies
@@ -99,7 +103,7 @@ impl BillingError {
             BillingError::InsufficientCredits { .. } => {
                 Some("Recharge the account or release holds, then retry.".into())
             }
-            BillingError::ServiceBlocked { .. } => {
+            BillingError::ServiceBlocked { stage, .. } if stage != "deleted" => {
                 Some("Pay the overdue invoices; service is restored at once.".into())
             }
             BillingError::IdempotencyConflict { .. } => {
@@ -172,6 +176,7 @@ mod tests {
             BillingError::ServiceBlocked {
                 account_id: 1,
                 stage: "suspended".into(),
+                action: "spend",
             },
             BillingError::CurrencyMismatch("x".into()),
             BillingError::IdempotencyConflict {

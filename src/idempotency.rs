@@ -37,9 +37,14 @@ const LOOKUP: &str = "
     SELECT request = $4, result FROM billing.idempotency_keys
      WHERE account_id = $1 AND operation = $2 AND key = $3";
 
+// ON CONFLICT DO NOTHING: under REPEATABLE READ, a key committed by another session after our
+// snapshot (possible when the first call did not update the account row, e.g. create_payment)
+// makes PostgreSQL raise a retryable 40001 here, where a plain INSERT would raise 23505.
 const REMEMBER: &str = "
     INSERT INTO billing.idempotency_keys (account_id, operation, key, request, result)
-    VALUES ($1, $2, $3, $4, $5)";
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT DO NOTHING
+    RETURNING true";
 
 /// The stored result when this key was used before with the same request; BL006 when it was
 /// used with another; None when it is new.
@@ -69,7 +74,7 @@ pub fn replay(client: &mut SpiClient<'_>, k: &Key<'_>) -> Result<Option<Value>> 
 
 /// Stores the first result of a keyed request, in the same transaction as its effect.
 pub fn remember(client: &mut SpiClient<'_>, k: &Key<'_>, result: Value) -> Result<()> {
-    exec(
+    let stored = exec(
         client,
         REMEMBER,
         &[
@@ -80,6 +85,13 @@ pub fn remember(client: &mut SpiClient<'_>, k: &Key<'_>, result: Value) -> Resul
             JsonB(result).into(),
         ],
     )?;
+    if stored.is_empty() {
+        // Unreachable under READ COMMITTED: the key was looked up under the account lock.
+        return Err(BillingError::Internal(format!(
+            "idempotency key \"{}\" was stored concurrently",
+            k.key
+        )));
+    }
     Ok(())
 }
 

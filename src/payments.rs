@@ -35,6 +35,7 @@ fn ensure_may_recharge(acct: &Account) -> Result<()> {
         Err(BillingError::ServiceBlocked {
             account_id: acct.id,
             stage: acct.stage.clone(),
+            action: "take payments",
         })
     }
 }
