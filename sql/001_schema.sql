@@ -97,6 +97,7 @@ CREATE TABLE billing.reservations (
     captured    numeric CHECK (captured > 0 AND captured <= amount),
     reference   text,
     expires_at  timestamptz,
+    campaign_id bigint,
     created_at  timestamptz NOT NULL DEFAULT now(),
     resolved_at timestamptz,
     PRIMARY KEY (account_id, id),
@@ -105,6 +106,8 @@ CREATE TABLE billing.reservations (
 );
 COMMENT ON TABLE billing.reservations IS
     'Two-phase holds (TigerBeetle pending transfers): pending until captured (in part or whole), released or expired, exactly once.';
+COMMENT ON COLUMN billing.reservations.campaign_id IS
+    'Set for a campaign''s hold: only the campaign functions may resolve it.';
 CREATE INDEX reservations_id ON billing.reservations (id);
 CREATE INDEX reservations_pending_expiry ON billing.reservations (expires_at)
     WHERE status = 'pending' AND expires_at IS NOT NULL;

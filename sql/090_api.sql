@@ -98,3 +98,100 @@ COMMENT ON FUNCTION billing.cancel_payment(bigint, timestamptz) IS 'pending -> c
 
 COMMENT ON FUNCTION billing.verify_ledger() IS
     'Every ledger invariant, one row per check: balances = entries, reserved = pending holds, transfers and currencies sum to zero, limits respected, payments and holds settled once.';
+
+-- Rates and usage --------------------------------------------------------------------------------
+
+CREATE FUNCTION billing.set_rate(
+    currency text,
+    channel text,
+    category text,
+    unit_price numeric,
+    carrier_fee numeric DEFAULT 0
+) RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_set_rate';
+COMMENT ON FUNCTION billing.set_rate(text, text, text, numeric, numeric) IS
+    'Upserts the price per unit (sms: segment, voice: minute, whatsapp: conversation); carrier_fee is passed through without markup.';
+
+CREATE FUNCTION billing.sms_segments(body text)
+RETURNS integer LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'billing_sms_segments';
+COMMENT ON FUNCTION billing.sms_segments(text) IS
+    'GSM-7: 1 segment up to 160 septets, else 153 a segment (extension characters take 2); otherwise UCS-2: 70, else 67 UTF-16 units a segment.';
+
+CREATE FUNCTION billing.record_usage(
+    account_id bigint,
+    channel text,
+    category text,
+    units numeric,
+    occurred_at timestamptz DEFAULT now(),
+    idempotency_key text DEFAULT NULL
+) RETURNS numeric LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_record_usage';
+COMMENT ON FUNCTION billing.record_usage(bigint, text, text, numeric, timestamptz, text) IS
+    'Locks the account; charges units x (unit_price + carrier_fee) at once and returns it. BL001, BL004 as for holds.';
+
+-- Campaigns ----------------------------------------------------------------------------------------
+
+CREATE FUNCTION billing.create_campaign(
+    account_id bigint,
+    channel text,
+    category text,
+    audience_size integer,
+    units_per_recipient integer DEFAULT 1,
+    name text DEFAULT NULL,
+    as_of timestamptz DEFAULT now()
+) RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_create_campaign';
+COMMENT ON FUNCTION billing.create_campaign(bigint, text, text, integer, integer, text, timestamptz) IS
+    'A new draft. 22023 if no rate exists for (account currency, channel, category).';
+
+CREATE FUNCTION billing.estimate_campaign(campaign_id bigint)
+RETURNS numeric LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'billing_estimate_campaign';
+COMMENT ON FUNCTION billing.estimate_campaign(bigint) IS
+    'audience_size x units_per_recipient x (unit_price + carrier_fee) at current rates.';
+
+CREATE FUNCTION billing.schedule_campaign(
+    campaign_id bigint,
+    send_at timestamptz,
+    hold boolean DEFAULT false,
+    as_of timestamptz DEFAULT now()
+) RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_schedule_campaign';
+COMMENT ON FUNCTION billing.schedule_campaign(bigint, timestamptz, boolean, timestamptz) IS
+    'Stage 1: scheduled (price fixed; with hold, the cost is held) or insufficient_credits (event, nothing held).';
+
+CREATE FUNCTION billing.execute_campaign(campaign_id bigint, as_of timestamptz DEFAULT now())
+RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_execute_campaign';
+COMMENT ON FUNCTION billing.execute_campaign(bigint, timestamptz) IS
+    'Stage 2: running with the full cost held, or failed_low_balance / failed_blocked with nothing sent. Never partial.';
+
+CREATE FUNCTION billing.run_due_campaigns(as_of timestamptz DEFAULT now())
+RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_run_due_campaigns';
+COMMENT ON FUNCTION billing.run_due_campaigns(timestamptz) IS
+    'Executes every scheduled campaign with send_at <= as_of, oldest first; skips accounts locked elsewhere.';
+
+CREATE FUNCTION billing.complete_campaign(campaign_id bigint, delivered_units bigint DEFAULT NULL)
+RETURNS numeric LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_complete_campaign';
+COMMENT ON FUNCTION billing.complete_campaign(bigint, bigint) IS
+    'running -> completed: charges the delivered units (default all), releases the rest; returns the charge.';
+
+CREATE FUNCTION billing.fail_campaign(campaign_id bigint, reason text)
+RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_fail_campaign';
+COMMENT ON FUNCTION billing.fail_campaign(bigint, text) IS
+    'scheduled or running -> failed_compliance: releases every held credit.';
+
+CREATE FUNCTION billing.cancel_campaign(campaign_id bigint)
+RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_cancel_campaign';
+COMMENT ON FUNCTION billing.cancel_campaign(bigint) IS
+    'draft, insufficient_credits or scheduled -> cancelled: releases any hold.';
+
+CREATE FUNCTION billing.duplicate_campaign(campaign_id bigint, as_of timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_duplicate_campaign';
+COMMENT ON FUNCTION billing.duplicate_campaign(bigint, timestamptz) IS
+    'A new draft with the same settings: the way back after a failed run.';
+
+CREATE FUNCTION billing.campaign_status(campaign_id bigint)
+RETURNS text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'billing_campaign_status';
+COMMENT ON FUNCTION billing.campaign_status(bigint) IS 'The campaign''s status.';
+
+CREATE FUNCTION billing.purge_stale_drafts(
+    as_of timestamptz DEFAULT now(),
+    max_age interval DEFAULT '30 days'
+) RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_purge_stale_drafts';
+COMMENT ON FUNCTION billing.purge_stale_drafts(timestamptz, interval) IS
+    'Deletes draft and insufficient_credits campaigns created more than max_age before as_of.';

@@ -84,19 +84,44 @@ const LOCK_ACCOUNT: &str = "
      WHERE a.id = $1
        FOR NO KEY UPDATE OF a";
 
+const TRY_LOCK_ACCOUNT: &str = "
+    SELECT a.currency, a.balance, a.reserved, a.overdraft_limit,
+           coalesce(a.low_balance_threshold, c.low_balance_threshold),
+           a.dunning_stage, s.outbound_allowed, s.may_recharge,
+           c.minor_units, c.recharge_min, c.recharge_max, c.tax_rate
+      FROM billing.accounts a
+      JOIN billing.currencies c ON c.code = a.currency
+      JOIN billing.dunning_stages s ON s.stage = a.dunning_stage
+     WHERE a.id = $1
+       FOR NO KEY UPDATE OF a SKIP LOCKED";
+
 /// Locks the account row and reads it (P0002 if unknown). First lock of every state change.
 pub fn lock(client: &mut SpiClient<'_>, account_id: i64) -> Result<Account> {
-    let rows = exec(client, LOCK_ACCOUNT, &[account_id.into()])?;
+    read_locked(client, LOCK_ACCOUNT, account_id)?.ok_or(BillingError::NotFound {
+        what: "account",
+        id: account_id,
+    })
+}
+
+/// Locks the account row unless another transaction holds it (then None, without waiting):
+/// for batch steps that must not stall on one busy account.
+pub fn try_lock(client: &mut SpiClient<'_>, account_id: i64) -> Result<Option<Account>> {
+    read_locked(client, TRY_LOCK_ACCOUNT, account_id)
+}
+
+fn read_locked(
+    client: &mut SpiClient<'_>,
+    sql: &'static str,
+    account_id: i64,
+) -> Result<Option<Account>> {
+    let rows = exec(client, sql, &[account_id.into()])?;
     if rows.is_empty() {
-        return Err(BillingError::NotFound {
-            what: "account",
-            id: account_id,
-        });
+        return Ok(None);
     }
     let r = rows.first();
     let m =
         |i: usize| -> Result<Decimal> { Ok(r.get::<Money>(i)?.map(|m| m.0).unwrap_or_default()) };
-    Ok(Account {
+    Ok(Some(Account {
         id: account_id,
         currency: r.get::<String>(1)?.unwrap_or_default(),
         balance: m(2)?,
@@ -110,7 +135,7 @@ pub fn lock(client: &mut SpiClient<'_>, account_id: i64) -> Result<Account> {
         recharge_min: m(10)?,
         recharge_max: m(11)?,
         tax_rate: m(12)?,
-    })
+    }))
 }
 
 /// Finds the account that owns an object (reservation, payment, ...) without locking, so the

@@ -67,6 +67,22 @@ impl Args {
         self.raw(i)
     }
 
+    pub fn int(&self, i: usize, name: &str) -> Result<i32> {
+        self.required(i, name)
+    }
+
+    pub fn opt_i64(&self, i: usize) -> Option<i64> {
+        self.raw(i)
+    }
+
+    pub fn boolean(&self, i: usize, name: &str) -> Result<bool> {
+        self.required(i, name)
+    }
+
+    pub fn interval(&self, i: usize, name: &str) -> Result<Interval> {
+        self.required(i, name)
+    }
+
     /// A required amount: finite, at most 6 decimal places, and positive (or ≥ 0).
     pub fn amount(&self, i: usize, name: &str, sign: Sign) -> Result<Decimal> {
         let n: AnyNumeric = self.required(i, name)?;

@@ -18,11 +18,12 @@ use serde_json::json;
 
 const RESERVE: &str = "
     WITH a AS (UPDATE billing.accounts SET reserved = reserved + $2 WHERE id = $1 RETURNING id)
-    INSERT INTO billing.reservations (account_id, amount, reference, expires_at, created_at)
-    SELECT a.id, $2, $3, $4, $5 FROM a
+    INSERT INTO billing.reservations (account_id, amount, reference, expires_at, created_at, campaign_id)
+    SELECT a.id, $2, $3, $4, $5, $6 FROM a
     RETURNING id";
 
-/// Holds `amount` on a locked account after the spending checks. Shared with campaigns.
+/// Holds `amount` on a locked account after the spending checks. Shared with campaigns, whose
+/// holds carry their `campaign_id`.
 pub fn hold(
     client: &mut SpiClient<'_>,
     acct: &accounts::Account,
@@ -30,6 +31,7 @@ pub fn hold(
     reference: Option<&str>,
     expires_at: Option<TimestampWithTimeZone>,
     at: TimestampWithTimeZone,
+    campaign_id: Option<i64>,
 ) -> Result<i64> {
     acct.ensure_may_spend()?;
     acct.ensure_covers(amount)?;
@@ -42,6 +44,7 @@ pub fn hold(
             reference.into(),
             expires_at.into(),
             at.into(),
+            campaign_id.into(),
         ],
     )?)?
     .ok_or_else(|| BillingError::Internal("reservation insert returned nothing".into()))?;
@@ -83,7 +86,15 @@ fn reserve_credits(a: &Args) -> Result<Ret> {
                 return result_id(&first);
             }
         }
-        let id = hold(c, &acct, amount, reference.as_deref(), expires_at, now())?;
+        let id = hold(
+            c,
+            &acct,
+            amount,
+            reference.as_deref(),
+            expires_at,
+            now(),
+            None,
+        )?;
         if let Some(k) = &key {
             remember(c, k, json!({ "id": id }))?;
         }
@@ -100,17 +111,31 @@ sql_function!(
 const OWNER: &str = "SELECT account_id FROM billing.reservations WHERE id = $1";
 
 const LOCK_HOLD: &str = "
-    SELECT status, amount FROM billing.reservations WHERE account_id = $1 AND id = $2 FOR UPDATE";
+    SELECT status, amount, campaign_id FROM billing.reservations
+     WHERE account_id = $1 AND id = $2 FOR UPDATE";
 
-/// Locks the account, then the hold (the fixed order), and returns (account, status, amount).
-fn lock_hold(client: &mut SpiClient<'_>, id: i64) -> Result<(accounts::Account, String, Decimal)> {
+/// Locks the account, then the hold (the fixed order); returns the account and the amount held
+/// after checking that the hold is pending and not a campaign's (BL003 otherwise).
+fn lock_hold(
+    client: &mut SpiClient<'_>,
+    id: i64,
+    operation: &str,
+) -> Result<(accounts::Account, Decimal)> {
     let account_id = owner_of(client, OWNER, "reservation", id)?;
     let acct = lock(client, account_id)?;
     let rows = exec(client, LOCK_HOLD, &[account_id.into(), id.into()])?;
     let row = rows.first();
     let status = row.get::<String>(1)?.unwrap_or_default();
     let held = row.get::<Money>(2)?.map(|m| m.0).unwrap_or_default();
-    Ok((acct, status, held))
+    ensure_pending(id, &status, operation)?;
+    if let Some(campaign) = row.get::<i64>(3)? {
+        return Err(BillingError::invalid_state(
+            format!("reservation {id}"),
+            format!("held for campaign {campaign}"),
+            &format!("{operation} it directly (complete, fail or cancel the campaign)"),
+        ));
+    }
+    Ok((acct, held))
 }
 
 fn ensure_pending(id: i64, status: &str, operation: &str) -> Result<()> {
@@ -179,8 +204,7 @@ fn capture_reservation(a: &Args) -> Result<Ret> {
     let id = a.id(0, "reservation_id")?;
     let requested = a.opt_amount(1, "amount", Sign::Positive)?;
     let charged = with_spi(|c| {
-        let (acct, status, held) = lock_hold(c, id)?;
-        ensure_pending(id, &status, "capture")?;
+        let (acct, held) = lock_hold(c, id, "capture")?;
         let charge = capture_amount(requested, held)?;
         let legs = vec![
             (LedgerAccount::Wallet, -charge),
@@ -227,8 +251,7 @@ pub fn release(
 fn release_reservation(a: &Args) -> Result<Ret> {
     let id = a.id(0, "reservation_id")?;
     let released = with_spi(|c| {
-        let (acct, status, _) = lock_hold(c, id)?;
-        ensure_pending(id, &status, "release")?;
+        let (acct, _) = lock_hold(c, id, "release")?;
         release(c, acct.id, id, now())
     })?;
     Ok(money(released))

@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 
 mod accounts;
 mod boundary;
+mod campaigns;
 mod db;
 mod error;
 mod events;
@@ -18,8 +19,16 @@ mod idempotency;
 mod ledger;
 mod money;
 mod payments;
+mod rates;
+mod segments;
+mod usage;
 
 extension_sql_file!("../sql/001_schema.sql", name = "schema", bootstrap);
+extension_sql_file!(
+    "../sql/002_campaigns.sql",
+    name = "campaigns",
+    requires = ["schema"]
+);
 extension_sql_file!("../sql/090_api.sql", name = "api", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]
