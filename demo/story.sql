@@ -39,7 +39,22 @@ SELECT billing.reserve_credits(:account, 100);
 \set VERBOSITY default
 \echo
 
-\echo '8. The double-entry ledger behind it, and its invariants.'
+\echo '8. Campaigns are checked twice. A rate: INR 0.20 per SMS segment plus a 0.05 carrier fee.'
+SELECT billing.set_rate('INR', 'sms', 'promotional', 0.20, carrier_fee => 0.05) \gset
+SELECT billing.release_reservation(:hold3) AS released;
+SELECT billing.create_campaign(:account, 'sms', 'promotional', 800, name => 'weekend sale') AS c1 \gset
+SELECT billing.create_campaign(:account, 'sms', 'promotional', 800, name => 'flash sale') AS c2 \gset
+\echo '   Both pass stage 1 (each costs 200 of the 550 available) ...'
+SELECT billing.schedule_campaign(:c1, now()) AS weekend, billing.schedule_campaign(:c2, now()) AS flash;
+\echo '   ... then per-message usage (1000 segments) spends 250 of it, leaving 300.'
+SELECT billing.record_usage(:account, 'sms', 'promotional', 1000) AS usage_charged;
+\echo '   Stage 2 at send time: the first runs with its full cost held, the second fails whole.'
+SELECT billing.execute_campaign(:c1) AS weekend_stage_2;
+SELECT billing.execute_campaign(:c2) AS flash_stage_2;
+SELECT billing.complete_campaign(:c1, delivered_units => 780) AS charged_for_780_delivered;
+SELECT id, name, status, cost, charged FROM billing.campaigns ORDER BY id;
+
+\echo '9. The double-entry ledger behind it, and its invariants.'
 SELECT transfer_id, kind, ledger_account, amount FROM billing.ledger_entries
  WHERE account_id = :account ORDER BY id;
 SELECT * FROM billing.verify_ledger();

@@ -143,3 +143,60 @@ fn every_invariant_holds_after_a_mixed_workload() {
     let failing = text("SELECT coalesce(string_agg(check_name, ','), '') FROM billing.verify_ledger() WHERE NOT ok");
     assert_eq!(failing, "");
 }
+
+#[pg_test]
+fn a_campaign_sends_in_full_or_not_at_all() {
+    let a = new_account("INR", 100);
+    Spi::run("SELECT billing.set_rate('INR', 'sms', 'promotional', 0.25)").unwrap();
+    let campaign = |audience: i32| {
+        Spi::get_one::<i64>(&format!(
+            "SELECT billing.create_campaign({a}, 'sms', 'promotional', {audience})"
+        ))
+        .unwrap()
+        .unwrap()
+    };
+    let (c1, c2) = (campaign(240), campaign(240)); // 60.00 each, 100 available
+    for c in [c1, c2] {
+        assert_eq!(text(&format!("SELECT billing.schedule_campaign({c}, now())")), "scheduled");
+    }
+    assert_eq!(text(&format!("SELECT billing.execute_campaign({c1})")), "running");
+    assert_eq!(text(&format!("SELECT billing.execute_campaign({c2})")), "failed_low_balance");
+    // Nothing of the second campaign was held or charged.
+    assert_eq!(
+        text(&format!("SELECT format('%s/%s', balance, reserved) FROM billing.accounts WHERE id = {a}")),
+        "100/60.00"
+    );
+    assert_eq!(text(&format!("SELECT billing.complete_campaign({c1}, 100)::text")), "25.00");
+    assert_eq!(sqlstate_of(&format!("SELECT billing.execute_campaign({c2})")), "BL003");
+}
+
+#[pg_test]
+fn the_database_refuses_a_running_campaign_without_its_hold() {
+    let a = new_account("INR", 100);
+    Spi::run("SELECT billing.set_rate('INR', 'sms', 'promotional', 0.25)").unwrap();
+    let c = Spi::get_one::<i64>(&format!("SELECT billing.create_campaign({a}, 'sms', 'promotional', 40)"))
+        .unwrap()
+        .unwrap();
+    Spi::run(&format!("SELECT billing.schedule_campaign({c}, now())")).unwrap();
+    // Scheduled without a hold: forcing it to running by hand is refused.
+    assert_eq!(sqlstate_of(&format!("UPDATE billing.campaigns SET status = 'running' WHERE id = {c}")), "23514");
+    // Running properly, its hold cannot be released behind its back.
+    Spi::run(&format!("SELECT billing.execute_campaign({c})")).unwrap();
+    assert_eq!(
+        sqlstate_of(&format!(
+            "UPDATE billing.reservations SET status = 'released', resolved_at = now() WHERE campaign_id = {c}"
+        )),
+        "23514"
+    );
+}
+
+#[pg_test]
+fn sms_segments_counts_like_the_contract() {
+    let seg = |body: &str| {
+        Spi::get_one_with_args::<i32>("SELECT billing.sms_segments($1)", &[body.into()]).unwrap().unwrap()
+    };
+    assert_eq!(seg(&"a".repeat(160)), 1);
+    assert_eq!(seg(&"a".repeat(161)), 2);
+    assert_eq!(seg(&"€".repeat(81)), 2);
+    assert_eq!(seg(&"😀".repeat(36)), 2);
+}
