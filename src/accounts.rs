@@ -73,7 +73,11 @@ pub fn covers(available: Decimal, amount: Decimal) -> Result<()> {
     }
 }
 
-const LOCK_ACCOUNT: &str = "
+/// The account row with what the spending rules need, locked (FOR NO KEY UPDATE does not block
+/// the FK checks of other inserts referencing the account).
+macro_rules! lock_account_sql {
+    () => {
+        "
     SELECT a.currency, a.balance, a.reserved, a.overdraft_limit,
            coalesce(a.low_balance_threshold, c.low_balance_threshold),
            a.dunning_stage, s.outbound_allowed, s.may_recharge,
@@ -82,18 +86,11 @@ const LOCK_ACCOUNT: &str = "
       JOIN billing.currencies c ON c.code = a.currency
       JOIN billing.dunning_stages s ON s.stage = a.dunning_stage
      WHERE a.id = $1
-       FOR NO KEY UPDATE OF a";
-
-const TRY_LOCK_ACCOUNT: &str = "
-    SELECT a.currency, a.balance, a.reserved, a.overdraft_limit,
-           coalesce(a.low_balance_threshold, c.low_balance_threshold),
-           a.dunning_stage, s.outbound_allowed, s.may_recharge,
-           c.minor_units, c.recharge_min, c.recharge_max, c.tax_rate
-      FROM billing.accounts a
-      JOIN billing.currencies c ON c.code = a.currency
-      JOIN billing.dunning_stages s ON s.stage = a.dunning_stage
-     WHERE a.id = $1
-       FOR NO KEY UPDATE OF a SKIP LOCKED";
+       FOR NO KEY UPDATE OF a"
+    };
+}
+const LOCK_ACCOUNT: &str = lock_account_sql!();
+const TRY_LOCK_ACCOUNT: &str = concat!(lock_account_sql!(), " SKIP LOCKED");
 
 /// Locks the account row and reads it (P0002 if unknown). First lock of every state change.
 pub fn lock(client: &mut SpiClient<'_>, account_id: i64) -> Result<Account> {

@@ -1,8 +1,5 @@
 -- Accounts: creation, balances, limits, thresholds, state, and the low-balance event.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS billing CASCADE;
-CREATE EXTENSION billing;
-RESET client_min_messages;
+\i tests/regress/include/fresh.sql
 \set VERBOSITY verbose
 
 SELECT code, minor_units, recharge_min, recharge_max, low_balance_threshold, tax_rate, postpaid_minimum

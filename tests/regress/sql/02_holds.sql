@@ -1,8 +1,5 @@
 -- Two-phase holds: reserve, capture (whole or part), release, expire; each resolves once.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS billing CASCADE;
-CREATE EXTENSION billing;
-RESET client_min_messages;
+\i tests/regress/include/fresh.sql
 \set VERBOSITY verbose
 
 SELECT billing.create_account('INR') AS a \gset

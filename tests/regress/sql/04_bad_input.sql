@@ -1,18 +1,6 @@
 -- Bad input: every function of the money core gets its documented SQLSTATE and changes nothing.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS billing CASCADE;
-CREATE EXTENSION billing;
-RESET client_min_messages;
+\i tests/regress/include/fresh.sql
 
--- err(stmt) runs one statement and returns its SQLSTATE and message (or 'ok').
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END;
-$$;
 
 SELECT billing.create_account('INR') AS a \gset
 SELECT billing.apply_recharge(:a, 1000, as_of => '2026-05-01') AS p \gset

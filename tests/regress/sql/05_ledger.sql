@@ -1,17 +1,6 @@
 -- The ledger cannot be bent, even by hand: append-only, balanced, limits held by the database.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS billing CASCADE;
-CREATE EXTENSION billing;
-RESET client_min_messages;
+\i tests/regress/include/fresh.sql
 
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END;
-$$;
 
 SELECT billing.create_account('INR') AS a \gset
 SELECT billing.apply_recharge(:a, 1000, as_of => '2026-06-01') AS p \gset

@@ -1,8 +1,5 @@
 -- Rates, SMS segments and per-message usage (seeds 001 and 003).
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS billing CASCADE;
-CREATE EXTENSION billing;
-RESET client_min_messages;
+\i tests/regress/include/fresh.sql
 \set VERBOSITY verbose
 
 -- Segments: GSM-7 160/153 septets, extension characters count 2, anything else is UCS-2 70/67.

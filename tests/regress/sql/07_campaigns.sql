@@ -1,8 +1,5 @@
 -- Campaigns, straight from seed 000: two credit checks, no partial sends, ever.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS billing CASCADE;
-CREATE EXTENSION billing;
-RESET client_min_messages;
+\i tests/regress/include/fresh.sql
 \set VERBOSITY verbose
 
 SELECT billing.set_rate('INR', 'sms', 'promotional', 0.20, carrier_fee => 0.05);

@@ -1,17 +1,6 @@
 -- Bad input for every campaign function: the documented SQLSTATE, and nothing changed.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS billing CASCADE;
-CREATE EXTENSION billing;
-RESET client_min_messages;
+\i tests/regress/include/fresh.sql
 
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END;
-$$;
 
 SELECT billing.set_rate('INR', 'sms', 'promotional', 0.25);
 SELECT billing.create_account('INR') AS a \gset
