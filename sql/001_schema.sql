@@ -17,10 +17,13 @@ CREATE TABLE billing.currencies (
     low_balance_threshold numeric NOT NULL CHECK (low_balance_threshold >= 0),
     tax_rate              numeric NOT NULL CHECK (tax_rate >= 0 AND tax_rate < 1),
     postpaid_minimum      numeric CHECK (postpaid_minimum > 0),
+    invoice_due_days      integer NOT NULL DEFAULT 15 CHECK (invoice_due_days >= 0),
     CONSTRAINT recharge_bounds_ordered CHECK (recharge_max >= recharge_min)
 );
 COMMENT ON TABLE billing.currencies IS
     'Per-currency rules: minor units (tax is rounded to them), inclusive recharge bounds, default low-balance threshold, tax rate (GST), postpaid minimum (NULL = postpaid not offered). Administrators may add or change rows.';
+COMMENT ON COLUMN billing.currencies.invoice_due_days IS
+    'Days between the monthly close and the due date of its invoice (net 15 by default).';
 COMMENT ON COLUMN billing.currencies.tax_rate IS
     'Tax on every recharge kind, computed when the payment is created: round(amount * tax_rate, minor_units), half away from zero.';
 
@@ -75,6 +78,9 @@ CREATE TABLE billing.accounts (
     dunning_stage         text NOT NULL DEFAULT 'current' REFERENCES billing.dunning_stages (stage),
     billing_mode          text NOT NULL DEFAULT 'prepaid' CHECK (billing_mode IN ('prepaid', 'postpaid')),
     auto_recharge         text NOT NULL DEFAULT 'disabled' CHECK (auto_recharge IN ('disabled', 'enabled', 'suspended')),
+    auto_recharge_threshold numeric CHECK (auto_recharge_threshold >= 0),
+    auto_recharge_amount  numeric CHECK (auto_recharge_amount > 0),
+    auto_recharge_method  text REFERENCES billing.payment_methods (code),
     created_at            timestamptz NOT NULL DEFAULT now(),
     -- The spending limit itself: available = balance - reserved + overdraft_limit never < 0.
     CONSTRAINT available_not_negative CHECK (balance - reserved + overdraft_limit >= 0)

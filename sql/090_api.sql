@@ -195,3 +195,42 @@ CREATE FUNCTION billing.purge_stale_drafts(
 ) RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_purge_stale_drafts';
 COMMENT ON FUNCTION billing.purge_stale_drafts(timestamptz, interval) IS
     'Deletes draft and insufficient_credits campaigns created more than max_age before as_of.';
+
+-- Auto-recharge, the monthly close, postpaid ---------------------------------------------------------
+
+CREATE FUNCTION billing.configure_auto_recharge(
+    account_id bigint,
+    threshold numeric,
+    amount numeric,
+    method text DEFAULT 'card'
+) RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_configure_auto_recharge';
+COMMENT ON FUNCTION billing.configure_auto_recharge(bigint, numeric, numeric, text) IS
+    'Enables auto-recharge: below threshold, one pending auto_recharge payment of amount is requested (BL002 outside the bounds).';
+
+CREATE FUNCTION billing.disable_auto_recharge(account_id bigint)
+RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_disable_auto_recharge';
+COMMENT ON FUNCTION billing.disable_auto_recharge(bigint) IS 'Disables auto-recharge; a pending request stays pending.';
+
+CREATE FUNCTION billing.close_billing_period(as_of timestamptz DEFAULT now())
+RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_close_billing_period';
+COMMENT ON FUNCTION billing.close_billing_period(timestamptz) IS
+    'Invoices every negative balance (kind period_close) and resets it to zero; once per account per calendar month (UTC).';
+
+CREATE FUNCTION billing.postpaid_eligible(account_id bigint, as_of timestamptz DEFAULT now())
+RETURNS boolean LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'billing_postpaid_eligible';
+COMMENT ON FUNCTION billing.postpaid_eligible(bigint, timestamptz) IS
+    'Charges of the 30 days before as_of above the currency postpaid minimum (NULL minimum: not offered).';
+
+CREATE FUNCTION billing.set_billing_mode(
+    account_id bigint,
+    mode text,
+    credit_limit numeric DEFAULT NULL,
+    as_of timestamptz DEFAULT now()
+) RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_set_billing_mode';
+COMMENT ON FUNCTION billing.set_billing_mode(bigint, text, numeric, timestamptz) IS
+    'postpaid (eligible accounts, credit_limit becomes overdraft_limit) or prepaid.';
+
+COMMENT ON FUNCTION billing.usage_report(bigint, timestamptz, timestamptz) IS
+    'Usage per day (UTC), channel and category in [from_ts, to_ts), campaigns and free conversations included.';
+COMMENT ON FUNCTION billing.usage_export(bigint, timestamptz) IS
+    'The six months before as_of, for COPY (SELECT * FROM billing.usage_export(id)) TO STDOUT WITH CSV HEADER.';

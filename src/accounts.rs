@@ -30,6 +30,11 @@ pub struct Account {
     pub recharge_min: Decimal,
     pub recharge_max: Decimal,
     pub tax_rate: Decimal,
+    /// `disabled`, `enabled` or `suspended`, with its settings when configured.
+    pub auto_recharge: String,
+    pub auto_recharge_threshold: Option<Decimal>,
+    pub auto_recharge_amount: Option<Decimal>,
+    pub auto_recharge_method: Option<String>,
 }
 
 impl Account {
@@ -81,7 +86,8 @@ macro_rules! lock_account_sql {
     SELECT a.currency, a.balance, a.reserved, a.overdraft_limit,
            coalesce(a.low_balance_threshold, c.low_balance_threshold),
            a.dunning_stage, s.outbound_allowed, s.may_recharge,
-           c.minor_units, c.recharge_min, c.recharge_max, c.tax_rate
+           c.minor_units, c.recharge_min, c.recharge_max, c.tax_rate,
+           a.auto_recharge, a.auto_recharge_threshold, a.auto_recharge_amount, a.auto_recharge_method
       FROM billing.accounts a
       JOIN billing.currencies c ON c.code = a.currency
       JOIN billing.dunning_stages s ON s.stage = a.dunning_stage
@@ -132,6 +138,10 @@ fn read_locked(
         recharge_min: m(10)?,
         recharge_max: m(11)?,
         tax_rate: m(12)?,
+        auto_recharge: r.get::<String>(13)?.unwrap_or_default(),
+        auto_recharge_threshold: r.get::<Money>(14)?.map(|m| m.0),
+        auto_recharge_amount: r.get::<Money>(15)?.map(|m| m.0),
+        auto_recharge_method: r.get::<String>(16)?,
     }))
 }
 
@@ -192,6 +202,34 @@ sql_function!(
 
 const SET_OVERDRAFT: &str = "UPDATE billing.accounts SET overdraft_limit = $2 WHERE id = $1";
 
+/// Sets a locked account's overdraft limit: BL003 when debt and holds already use more than the
+/// new limit; records `low_balance` (and may request an auto-recharge) when `available` falls.
+pub fn apply_overdraft_limit(
+    client: &mut SpiClient<'_>,
+    acct: &Account,
+    limit: Decimal,
+    at: TimestampWithTimeZone,
+) -> Result<()> {
+    let before = acct.available();
+    let after = available(acct.balance, acct.reserved, limit);
+    if after < Decimal::ZERO {
+        return Err(BillingError::invalid_state(
+            format!("account {}", acct.id),
+            format!(
+                "using {} beyond its balance",
+                -(acct.balance - acct.reserved)
+            ),
+            &format!("lower its overdraft limit to {limit}"),
+        ));
+    }
+    exec(
+        client,
+        SET_OVERDRAFT,
+        &[acct.id.into(), Money(limit).into()],
+    )?;
+    events::available_changed(client, acct, before, after, at)
+}
+
 /// `billing.set_overdraft_limit(account_id, overdraft_limit) → void`
 /// Locks the account. 22023 for a negative limit, P0002 for an unknown account, BL003 when the
 /// new limit would leave `available` below zero (debt or holds already use more than it).
@@ -202,20 +240,7 @@ fn set_overdraft_limit(a: &Args) -> Result<Ret> {
     let limit = a.amount(1, "overdraft_limit", Sign::NonNegative)?;
     with_spi(|c| {
         let acct = lock(c, account_id)?;
-        let before = acct.available();
-        let after = available(acct.balance, acct.reserved, limit);
-        if after < Decimal::ZERO {
-            return Err(BillingError::invalid_state(
-                format!("account {account_id}"),
-                format!(
-                    "using {} beyond its balance",
-                    -(acct.balance - acct.reserved)
-                ),
-                &format!("lower its overdraft limit to {limit}"),
-            ));
-        }
-        exec(c, SET_OVERDRAFT, &[account_id.into(), Money(limit).into()])?;
-        events::available_changed(c, &acct, before, after, now())
+        apply_overdraft_limit(c, &acct, limit, now())
     })?;
     Ok(Ret::Null)
 }

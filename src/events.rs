@@ -47,7 +47,7 @@ pub fn crosses_below(before: Decimal, after: Decimal, threshold: Decimal) -> boo
 }
 
 /// Called by every function that lowers `available`, under the account lock, with the values
-/// before and after its change.
+/// before and after its change: the auto-recharge request and the low-balance event.
 pub fn available_changed(
     client: &mut SpiClient<'_>,
     acct: &Account,
@@ -55,6 +55,7 @@ pub fn available_changed(
     after: Decimal,
     at: TimestampWithTimeZone,
 ) -> Result<()> {
+    crate::autorecharge::maybe_request(client, acct, after, at)?;
     if crosses_below(before, after, acct.threshold) {
         emit(
             client,

@@ -9,6 +9,8 @@ use pgrx::prelude::*;
 ::pgrx::pg_module_magic!(name, version);
 
 mod accounts;
+mod autorecharge;
+mod billing_cycle;
 mod boundary;
 mod campaigns;
 mod db;
@@ -20,6 +22,7 @@ mod ledger;
 mod money;
 mod payments;
 mod rates;
+mod reports;
 mod segments;
 mod usage;
 
@@ -28,6 +31,11 @@ extension_sql_file!(
     "../sql/002_campaigns.sql",
     name = "campaigns",
     requires = ["schema"]
+);
+extension_sql_file!(
+    "../sql/003_billing_cycle.sql",
+    name = "billing_cycle",
+    requires = ["campaigns"]
 );
 extension_sql_file!("../sql/090_api.sql", name = "api", finalize);
 

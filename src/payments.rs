@@ -17,7 +17,7 @@ use serde_json::json;
 
 const METHOD_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM billing.payment_methods WHERE code = $1)";
 
-fn check_method(client: &mut SpiClient<'_>, method: &str) -> Result<()> {
+pub fn check_method(client: &mut SpiClient<'_>, method: &str) -> Result<()> {
     if one::<bool>(exec(client, METHOD_EXISTS, &[method.into()])?)? == Some(true) {
         Ok(())
     } else {
@@ -316,6 +316,9 @@ fn fail_payment(a: &Args) -> Result<Ret> {
             settle(c, &acct, &p, "failed", as_of, None, reason.as_deref())?;
             let payload = json!({ "payment_id": id, "kind": p.kind, "amount": num(p.amount), "reason": reason });
             emit(c, acct.id, "payment_failed", payload, as_of)?;
+            if p.kind == "auto_recharge" {
+                crate::autorecharge::suspend(c, acct.id, id, as_of)?;
+            }
         }
         Ok(())
     })?;
