@@ -69,7 +69,7 @@ CREATE TABLE billing.campaigns (
         OR delivered_units <= audience_size::bigint * units_per_recipient)
 );
 COMMENT ON TABLE billing.campaigns IS
-    'Bulk sends. Checked at scheduling (stage 1) and again at send time (stage 2); running only while the full cost is held; never partial.';
+    'Bulk sends. Checked at scheduling (stage 1) and again at send time (stage 2); running only while the full cost is held (a zero-cost campaign needs no hold); never partial.';
 CREATE INDEX campaigns_id ON billing.campaigns (id);
 CREATE INDEX campaigns_due ON billing.campaigns (send_at, id) WHERE status = 'scheduled';
 CREATE INDEX campaigns_stale ON billing.campaigns (created_at) WHERE status IN ('draft', 'insufficient_credits');
@@ -126,10 +126,11 @@ BEGIN
                 USING ERRCODE = 'check_violation';
         END IF;
     END IF;
-    IF NEW.charged IS NOT NULL AND NEW.charged IS DISTINCT FROM OLD.charged THEN
+        IF NEW.charged IS NOT NULL AND NEW.charged IS DISTINCT FROM OLD.charged THEN
         SELECT r.amount INTO hold FROM billing.reservations r
-         WHERE r.account_id = NEW.account_id AND r.id = NEW.reservation_id;
-        IF NOT FOUND OR NEW.charged > hold.amount THEN
+         WHERE r.account_id = NEW.account_id AND r.id = NEW.reservation_id AND r.campaign_id = NEW.id;
+        -- A zero-cost campaign runs without a hold and may only be charged nothing.
+        IF NOT FOUND AND NEW.charged > 0 OR FOUND AND NEW.charged > hold.amount THEN
             RAISE EXCEPTION 'campaign %: charged % exceeds what was held', NEW.id, NEW.charged
                 USING ERRCODE = 'check_violation';
         END IF;

@@ -562,7 +562,9 @@ const DUE: &str = "
 /// Executes every `scheduled` campaign with `send_at <= as_of`, oldest first, each decided on its
 /// own; returns how many it executed, whatever status each ended in. An account locked by
 /// another transaction is skipped (SKIP LOCKED), not waited for: its campaigns stay scheduled
-/// for the next run. Idempotent: a second call at the same `as_of` finds nothing due.
+/// for the next run. Safe to repeat: an executed campaign is never due again. A balance or
+/// dunning failure is a status, not an error; an unexpected SQL error aborts the whole call
+/// (no per-campaign savepoint), and the next run retries every campaign still scheduled.
 fn run_due_campaigns(a: &Args) -> Result<Ret> {
     let as_of = a.ts(0, "as_of")?;
     let n = with_spi(|c| {
@@ -633,17 +635,19 @@ fn complete_campaign(a: &Args) -> Result<Ret> {
                 at.into(),
             ],
         )?;
-        let units = Decimal::from(units);
-        usage::insert(
-            c,
-            acct.id,
-            &camp.channel,
-            &camp.category,
-            units,
-            (price, fee),
-            at,
-            Some(id),
-        )?;
+        if units > 0 {
+            let units = Decimal::from(units);
+            usage::insert(
+                c,
+                acct.id,
+                &camp.channel,
+                &camp.category,
+                units,
+                (price, fee),
+                at,
+                Some(id),
+            )?;
+        }
         if let Some(rid) = camp.reservation_id {
             if (price + fee).is_zero() {
                 holds::release(c, acct.id, rid, at)?;

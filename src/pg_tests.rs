@@ -200,3 +200,53 @@ fn sms_segments_counts_like_the_contract() {
     assert_eq!(seg(&"€".repeat(81)), 2);
     assert_eq!(seg(&"😀".repeat(36)), 2);
 }
+
+#[pg_test]
+fn auto_recharge_is_requested_once_and_stops_after_a_decline() {
+    let a = new_account("INR", 500);
+    Spi::run("SELECT billing.set_rate('INR', 'sms', 'transactional', 1)").unwrap();
+    Spi::run(&format!("SELECT billing.configure_auto_recharge({a}, 200, 1000)")).unwrap();
+    let pending = || {
+        Spi::get_one::<i64>(&format!(
+            "SELECT count(*) FROM billing.payments WHERE account_id = {a} AND kind = 'auto_recharge' AND status = 'pending'"
+        ))
+        .unwrap()
+        .unwrap()
+    };
+    for units in [350, 10, 10] {
+        Spi::run(&format!("SELECT billing.record_usage({a}, 'sms', 'transactional', {units})")).unwrap();
+    }
+    assert_eq!(pending(), 1);
+    Spi::run(&format!(
+        "SELECT billing.fail_payment(id) FROM billing.payments WHERE account_id = {a} AND kind = 'auto_recharge'"
+    ))
+    .unwrap();
+    assert_eq!(text(&format!("SELECT auto_recharge FROM billing.account_state({a})")), "suspended");
+    Spi::run(&format!("SELECT billing.record_usage({a}, 'sms', 'transactional', 1)")).unwrap();
+    assert_eq!(pending(), 0);
+}
+
+#[pg_test]
+fn the_monthly_close_moves_debt_to_receivables_once() {
+    let a = Spi::get_one::<i64>("SELECT billing.create_account('USD', overdraft_limit => 100)")
+        .unwrap()
+        .unwrap();
+    Spi::run(&format!(
+        "SELECT billing.capture_reservation(billing.reserve_credits({a}, 42.5))"
+    ))
+    .unwrap();
+    let close = || {
+        Spi::get_one::<i32>("SELECT billing.close_billing_period('2026-10-31 12:00+00')")
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(close(), 1);
+    assert_eq!(close(), 0);
+    assert_eq!(text(&format!("SELECT balance::text FROM billing.accounts WHERE id = {a}")), "0.0");
+    assert_eq!(
+        text(&format!(
+            "SELECT sum(amount)::text FROM billing.ledger_entries WHERE account_id = {a} AND ledger_account = 'receivables'"
+        )),
+        "-42.5"
+    );
+}

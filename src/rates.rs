@@ -19,11 +19,15 @@ pub struct Rate {
     pub carrier_fee: Decimal,
 }
 
-/// What `units` cost at `rate`: (price, carrier fee), each rounded to 6 decimal places.
+/// What `units` cost at `rate`, split into (price, carrier fee). The total is exactly the
+/// contract's `round(units × (unit_price + carrier_fee), 6)` (half away from zero); the price is
+/// `round(units × unit_price, 6)` and the fee the rest, so the split never adds or loses a unit.
 pub fn charge(units: Decimal, rate: Rate) -> (Decimal, Decimal) {
     let r =
         |d: Decimal| d.round_dp_with_strategy(CHARGE_SCALE, RoundingStrategy::MidpointAwayFromZero);
-    (r(units * rate.unit_price), r(units * rate.carrier_fee))
+    let total = r(units * (rate.unit_price + rate.carrier_fee));
+    let price = r(units * rate.unit_price);
+    (price, total - price)
 }
 
 /// The ledger legs of a charge: the wallet pays, revenue takes the price, the carrier fee goes
@@ -163,6 +167,19 @@ mod tests {
             assert!(c.0 >= last.0 && c.1 >= last.1);
             last = c;
         }
+    }
+
+    #[test]
+    fn the_total_is_rounded_once_as_the_contract_says() {
+        // 3 × (0.0000005 + 0.0000005) = 0.000003; the price alone rounds 0.0000015 up.
+        let rate = Rate {
+            unit_price: dec("0.0000005"),
+            carrier_fee: dec("0.0000005"),
+        };
+        let (price, fee) = charge(dec("3"), rate);
+        assert_eq!(price + fee, dec("0.000003"));
+        assert_eq!(price, dec("0.000002"));
+        assert_eq!(fee, dec("0.000001"));
     }
 
     #[test]

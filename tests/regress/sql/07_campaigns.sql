@@ -99,6 +99,14 @@ UPDATE billing.campaigns SET charged = cost + 1 WHERE id = :c2;
 DELETE FROM billing.campaigns WHERE id = :c2;
 \set VERBOSITY verbose
 
+-- 8. A free campaign (zero cost) runs without a hold and completes charging nothing.
+SELECT billing.set_rate('INR', 'whatsapp', 'free', 0);
+SELECT billing.create_campaign(:a, 'whatsapp', 'free', 50, as_of => '2026-10-02') AS c8 \gset
+SELECT billing.schedule_campaign(:c8, '2026-10-02', hold => true, as_of => '2026-10-02');
+SELECT billing.execute_campaign(:c8, '2026-10-02');
+SELECT billing.complete_campaign(:c8) AS charged;
+SELECT status, reservation_id, cost, charged FROM billing.campaigns WHERE id = :c8;
+
 SELECT id, status, cost, charged FROM billing.campaigns ORDER BY id;
 SELECT kind, count(*) FROM billing.events GROUP BY kind ORDER BY kind;
 SELECT check_name, ok FROM billing.verify_ledger() WHERE NOT ok;
