@@ -95,8 +95,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     hold record;
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        IF OLD.status NOT IN ('draft', 'insufficient_credits') THEN
+        IF TG_OP = 'DELETE' THEN
+        IF OLD.status NOT IN ('draft', 'insufficient_credits') AND NOT EXISTS (
+            SELECT 1 FROM billing.accounts a WHERE a.id = OLD.account_id AND a.dunning_stage = 'deleted') THEN
             RAISE EXCEPTION 'campaign %: only drafts may be deleted, not a % campaign', OLD.id, OLD.status
                 USING ERRCODE = 'check_violation';
         END IF;
@@ -146,7 +147,7 @@ CREATE TRIGGER campaigns_guard BEFORE INSERT OR UPDATE OR DELETE ON billing.camp
 CREATE FUNCTION billing.guard_campaign_hold() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    IF OLD.status = 'pending' AND NEW.status <> 'pending' AND EXISTS (
+        IF OLD.status = 'pending' AND NEW.status <> 'pending' AND EXISTS (
         SELECT 1 FROM billing.campaigns c
          WHERE c.account_id = OLD.account_id AND c.id = OLD.campaign_id
            AND c.reservation_id = OLD.id AND c.status IN ('scheduled', 'running')) THEN

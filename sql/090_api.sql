@@ -234,3 +234,27 @@ COMMENT ON FUNCTION billing.usage_report(bigint, timestamptz, timestamptz) IS
     'Usage per day (UTC), channel and category in [from_ts, to_ts), campaigns and free conversations included.';
 COMMENT ON FUNCTION billing.usage_export(bigint, timestamptz) IS
     'The six months before as_of, for COPY (SELECT * FROM billing.usage_export(id)) TO STDOUT WITH CSV HEADER.';
+
+-- Invoices and dunning -------------------------------------------------------------------------------
+
+CREATE FUNCTION billing.create_invoice(
+    account_id bigint,
+    amount numeric,
+    due_at timestamptz,
+    description text DEFAULT NULL,
+    as_of timestamptz DEFAULT now()
+) RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_create_invoice';
+COMMENT ON FUNCTION billing.create_invoice(bigint, numeric, timestamptz, text, timestamptz) IS
+    'An open manual invoice, booked to receivables; it never touches the prepaid balance.';
+
+CREATE FUNCTION billing.pay_invoice(
+    invoice_id bigint,
+    method text DEFAULT 'card',
+    idempotency_key text DEFAULT NULL,
+    as_of timestamptz DEFAULT now()
+) RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_pay_invoice';
+COMMENT ON FUNCTION billing.pay_invoice(bigint, text, text, timestamptz) IS
+    'paid: an external payment of kind invoice; with no unpaid due invoice left, service is restored at once.';
+
+COMMENT ON FUNCTION billing.advance_dunning(timestamptz) IS
+    'Moves accounts along the ladder in billing.dunning_policy; one row per stage change; idempotent and catch-up safe.';

@@ -80,19 +80,29 @@ pub fn covers(available: Decimal, amount: Decimal) -> Result<()> {
 
 /// The account row with what the spending rules need, locked (FOR NO KEY UPDATE does not block
 /// the FK checks of other inserts referencing the account).
+///
+/// The account is the only relation in FROM, and the currency and stage rules are scalar
+/// subqueries: when the row was changed by a transaction we waited for, READ COMMITTED re-checks
+/// the new row version, and a JOIN would be re-checked against the old joined rows (a changed
+/// dunning stage no longer matching its old `dunning_stages` row would make the account vanish).
+/// Subqueries are re-evaluated on the new version. Spec: isolation/pay-vs-dunning.
 macro_rules! lock_account_sql {
     () => {
         "
     SELECT a.currency, a.balance, a.reserved, a.overdraft_limit,
-           coalesce(a.low_balance_threshold, c.low_balance_threshold),
-           a.dunning_stage, s.outbound_allowed, s.may_recharge,
-           c.minor_units, c.recharge_min, c.recharge_max, c.tax_rate,
+           coalesce(a.low_balance_threshold,
+                    (SELECT c.low_balance_threshold FROM billing.currencies c WHERE c.code = a.currency)),
+           a.dunning_stage,
+           (SELECT s.outbound_allowed FROM billing.dunning_stages s WHERE s.stage = a.dunning_stage),
+           (SELECT s.may_recharge FROM billing.dunning_stages s WHERE s.stage = a.dunning_stage),
+           (SELECT c.minor_units FROM billing.currencies c WHERE c.code = a.currency),
+           (SELECT c.recharge_min FROM billing.currencies c WHERE c.code = a.currency),
+           (SELECT c.recharge_max FROM billing.currencies c WHERE c.code = a.currency),
+           (SELECT c.tax_rate FROM billing.currencies c WHERE c.code = a.currency),
            a.auto_recharge, a.auto_recharge_threshold, a.auto_recharge_amount, a.auto_recharge_method
       FROM billing.accounts a
-      JOIN billing.currencies c ON c.code = a.currency
-      JOIN billing.dunning_stages s ON s.stage = a.dunning_stage
      WHERE a.id = $1
-       FOR NO KEY UPDATE OF a"
+       FOR NO KEY UPDATE"
     };
 }
 const LOCK_ACCOUNT: &str = lock_account_sql!();

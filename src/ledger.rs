@@ -23,7 +23,6 @@ pub enum LedgerAccount {
     Revenue,
     #[allow(dead_code)] // carrier fees are booked by usage and campaigns
     CarrierFeesPayable,
-    #[allow(dead_code)] // receivables are booked by the monthly close and invoices
     Receivables,
 }
 
@@ -150,6 +149,16 @@ const CHECKS: &[(&str, &str)] = &[
         "SELECT format('account %s: balance %s, overdraft limit %s, reserved %s', id, balance, overdraft_limit, reserved)
            FROM billing.accounts
           WHERE balance < -overdraft_limit OR balance - reserved + overdraft_limit < 0 ORDER BY id",
+    ),
+        (
+        "receivables_match_unpaid_invoices",
+        "SELECT format('account %s: receivables %s, unpaid invoices %s', a.id, coalesce(-r.total, 0), coalesce(i.total, 0))
+           FROM billing.accounts a
+           LEFT JOIN (SELECT account_id, sum(amount) AS total FROM billing.ledger_entries
+                       WHERE ledger_account = 'receivables' GROUP BY account_id) r ON r.account_id = a.id
+           LEFT JOIN (SELECT account_id, sum(amount) AS total FROM billing.invoice_records
+                       WHERE status <> 'paid' GROUP BY account_id) i ON i.account_id = a.id
+          WHERE coalesce(-r.total, 0) <> coalesce(i.total, 0) ORDER BY a.id",
     ),
     (
         "payments_credited_once",

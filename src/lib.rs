@@ -14,6 +14,7 @@ mod billing_cycle;
 mod boundary;
 mod campaigns;
 mod db;
+mod dunning;
 mod error;
 mod events;
 mod holds;
@@ -36,6 +37,11 @@ extension_sql_file!(
     "../sql/003_billing_cycle.sql",
     name = "billing_cycle",
     requires = ["campaigns"]
+);
+extension_sql_file!(
+    "../sql/004_dunning.sql",
+    name = "dunning",
+    requires = ["billing_cycle"]
 );
 extension_sql_file!("../sql/090_api.sql", name = "api", finalize);
 
