@@ -258,3 +258,15 @@ COMMENT ON FUNCTION billing.pay_invoice(bigint, text, text, timestamptz) IS
 
 COMMENT ON FUNCTION billing.advance_dunning(timestamptz) IS
     'Moves accounts along the ladder in billing.dunning_policy; one row per stage change; idempotent and catch-up safe.';
+
+-- Scheduling ----------------------------------------------------------------------------------------
+
+CREATE FUNCTION billing.tick(as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_tick';
+COMMENT ON FUNCTION billing.tick(timestamptz) IS
+    'Runs every due step once (holds, campaigns, dunning, drafts, the monthly close after a month boundary); returns what it did. One session at a time (advisory lock); nothing on a standby.';
+
+CREATE FUNCTION billing.schedule_jobs()
+RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_schedule_jobs';
+COMMENT ON FUNCTION billing.schedule_jobs() IS
+    'Creates or updates the pg_cron job billing-tick (every minute); 55000 with a hint where pg_cron is not installed.';

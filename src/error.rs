@@ -60,6 +60,10 @@ pub enum BillingError {
     #[error("{what} {id} does not exist")]
     NotFound { what: &'static str, id: i64 },
 
+    /// 55000: something the call needs is not set up (pg_cron for schedule_jobs).
+    #[error("{message}")]
+    Prerequisite { message: String, hint: String },
+
     /// XX000: a bug or an SPI failure that is not the caller's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -93,6 +97,7 @@ impl BillingError {
             BillingError::IdempotencyConflict { .. } => "BL006",
             BillingError::InvalidParameter(_) => "22023",
             BillingError::NotFound { .. } => "P0002",
+            BillingError::Prerequisite { .. } => "55000",
             BillingError::Internal(_) => "XX000",
         }
     }
@@ -109,6 +114,7 @@ impl BillingError {
             BillingError::IdempotencyConflict { .. } => {
                 Some("Use a new idempotency key for a different request.".into())
             }
+            BillingError::Prerequisite { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }

@@ -24,6 +24,7 @@ mod money;
 mod payments;
 mod rates;
 mod reports;
+mod scheduling;
 mod segments;
 mod usage;
 
@@ -42,6 +43,11 @@ extension_sql_file!(
     "../sql/004_dunning.sql",
     name = "dunning",
     requires = ["billing_cycle"]
+);
+extension_sql_file!(
+    "../sql/005_scheduling.sql",
+    name = "scheduling",
+    requires = ["dunning"]
 );
 extension_sql_file!("../sql/090_api.sql", name = "api", finalize);
 
