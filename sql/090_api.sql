@@ -270,3 +270,94 @@ CREATE FUNCTION billing.schedule_jobs()
 RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_schedule_jobs';
 COMMENT ON FUNCTION billing.schedule_jobs() IS
     'Creates or updates the pg_cron job billing-tick (every minute); 55000 with a hint where pg_cron is not installed.';
+
+-- Privileges --------------------------------------------------------------------------------------
+--
+-- Tables are revoked from PUBLIC: money moves only through the functions. Every function runs
+-- as the extension owner (SECURITY DEFINER) with search_path pinned to pg_catalog, so nothing a
+-- caller puts on its own search_path (a hostile operator, a look-alike table) is ever resolved.
+-- Callers get EXECUTE only through the grant functions below.
+
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure
+          FROM pg_proc p
+         WHERE p.pronamespace = 'billing'::regnamespace
+           AND p.prokind = 'f'
+           AND p.prorettype <> 'trigger'::regtype
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END;
+$$;
+
+-- What an application needs (no administrative function: rates, limits, billing mode, the
+-- monthly close, dunning, scheduling and grants stay with the owner).
+CREATE FUNCTION billing.api_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ARRAY[
+        'create_account', 'account_balance', 'account_state', 'set_low_balance_threshold',
+        'reserve_credits', 'capture_reservation', 'release_reservation',
+        'apply_recharge', 'create_payment', 'confirm_payment', 'fail_payment', 'cancel_payment',
+        'configure_auto_recharge', 'disable_auto_recharge',
+        'sms_segments', 'record_usage', 'usage_report', 'usage_export',
+        'create_campaign', 'estimate_campaign', 'schedule_campaign', 'execute_campaign',
+        'complete_campaign', 'fail_campaign', 'cancel_campaign', 'duplicate_campaign', 'campaign_status',
+        'pay_invoice', 'postpaid_eligible'
+    ]
+$$;
+COMMENT ON FUNCTION billing.api_functions() IS 'The functions billing.grant_usage() lets an application role execute.';
+
+-- What a read-only reporting role needs.
+CREATE FUNCTION billing.reporting_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ARRAY['account_balance', 'account_state', 'usage_report', 'usage_export', 'campaign_status',
+                 'estimate_campaign', 'postpaid_eligible', 'sms_segments', 'verify_ledger']
+$$;
+COMMENT ON FUNCTION billing.reporting_functions() IS 'The functions billing.grant_reporting() lets a role execute.';
+
+CREATE FUNCTION billing.grant_usage(role_name name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fn text;
+BEGIN
+    IF role_name IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) THEN
+        RAISE EXCEPTION 'role % does not exist', coalesce(role_name::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA billing TO %I', role_name);
+    FOREACH fn IN ARRAY billing.api_functions() LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION billing.%I TO %I', fn, role_name);
+    END LOOP;
+    EXECUTE format('GRANT SELECT ON billing.payments, billing.invoices, billing.events, billing.rates,
+                    billing.currencies, billing.payment_methods TO %I', role_name);
+END;
+$$;
+COMMENT ON FUNCTION billing.grant_usage(name) IS
+    'Lets an application role call the API (billing.api_functions()) and read payments, invoices, events, rates and currencies; never write a table.';
+
+CREATE FUNCTION billing.grant_reporting(role_name name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fn text;
+BEGIN
+    IF role_name IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) THEN
+        RAISE EXCEPTION 'role % does not exist', coalesce(role_name::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA billing TO %I', role_name);
+    FOREACH fn IN ARRAY billing.reporting_functions() LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION billing.%I TO %I', fn, role_name);
+    END LOOP;
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA billing TO %I', role_name);
+END;
+$$;
+COMMENT ON FUNCTION billing.grant_reporting(name) IS
+    'Read-only: SELECT on every billing table and view, and the reporting functions (billing.reporting_functions()).';
+
+REVOKE ALL ON FUNCTION billing.api_functions(), billing.reporting_functions(),
+    billing.grant_usage(name), billing.grant_reporting(name) FROM PUBLIC;
