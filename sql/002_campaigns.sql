@@ -35,7 +35,7 @@ CREATE TABLE billing.usage (
     PRIMARY KEY (account_id, id)
 );
 COMMENT ON TABLE billing.usage IS
-    'Units charged: record_usage and completed campaigns. price and carrier_fee are the amounts charged (units x rate, to 6 decimal places); amount is their sum.';
+        'Units charged: record_usage and completed campaigns. amount = round(units x (unit_price + carrier_fee), 6), split into price (round(units x unit_price, 6), to revenue) and carrier_fee (the rest, passed through).';
 CREATE INDEX usage_account_time ON billing.usage (account_id, occurred_at);
 
 CREATE TABLE billing.campaigns (

@@ -35,6 +35,8 @@ pub struct Account {
     pub auto_recharge_threshold: Option<Decimal>,
     pub auto_recharge_amount: Option<Decimal>,
     pub auto_recharge_method: Option<String>,
+    /// `prepaid` or `postpaid`.
+    pub billing_mode: String,
 }
 
 impl Account {
@@ -99,7 +101,8 @@ macro_rules! lock_account_sql {
            (SELECT c.recharge_min FROM billing.currencies c WHERE c.code = a.currency),
            (SELECT c.recharge_max FROM billing.currencies c WHERE c.code = a.currency),
            (SELECT c.tax_rate FROM billing.currencies c WHERE c.code = a.currency),
-           a.auto_recharge, a.auto_recharge_threshold, a.auto_recharge_amount, a.auto_recharge_method
+                      a.auto_recharge, a.auto_recharge_threshold, a.auto_recharge_amount, a.auto_recharge_method,
+           a.billing_mode
       FROM billing.accounts a
      WHERE a.id = $1
        FOR NO KEY UPDATE"
@@ -152,6 +155,7 @@ fn read_locked(
         auto_recharge_threshold: r.get::<Money>(14)?.map(|m| m.0),
         auto_recharge_amount: r.get::<Money>(15)?.map(|m| m.0),
         auto_recharge_method: r.get::<String>(16)?,
+        billing_mode: r.get::<String>(17)?.unwrap_or_default(),
     }))
 }
 

@@ -20,12 +20,13 @@ const NEGATIVE_ACCOUNTS: &str = "SELECT id FROM billing.accounts WHERE balance <
 // One close per account and calendar month (UTC) of as_of, by the partial unique index.
 const CLOSE_INVOICE: &str = "
     INSERT INTO billing.invoice_records (account_id, kind, amount, currency, due_at, description, period, created_at)
-    SELECT a.id, 'period_close', $2, a.currency, $3 + make_interval(days => c.invoice_due_days),
+        SELECT a.id, 'period_close', $2, a.currency,
+           (($3 AT TIME ZONE 'UTC') + make_interval(days => c.invoice_due_days)) AT TIME ZONE 'UTC',
            'Negative balance at the close of ' || to_char($4::date, 'YYYY-MM'), $4, $3
       FROM billing.accounts a JOIN billing.currencies c ON c.code = a.currency
      WHERE a.id = $1
     ON CONFLICT (account_id, period) WHERE kind = 'period_close' DO NOTHING
-    RETURNING id, due_at";
+        RETURNING id, to_char(due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
 
 const PERIOD: &str = "SELECT date_trunc('month', $1 AT TIME ZONE 'UTC')::date";
 
@@ -61,7 +62,7 @@ fn close_billing_period(a: &Args) -> Result<Ret> {
             }
             let row = rows.first();
             let invoice_id = row.get::<i64>(1)?.unwrap_or_default();
-            let due_at = row.get::<TimestampWithTimeZone>(2)?;
+            let due_at = row.get::<String>(2)?;
             ledger::post(
                 c,
                 Transfer {
@@ -83,7 +84,7 @@ fn close_billing_period(a: &Args) -> Result<Ret> {
                 "kind": "period_close",
                 "amount": num(debt),
                 "currency": acct.currency,
-                "due_at": due_at.map(|t| t.to_string()),
+                                "due_at": due_at,
             });
             emit(c, id, "invoice_created", payload, as_of)?;
             invoiced += 1;
@@ -158,7 +159,8 @@ const SET_MODE: &str = "UPDATE billing.accounts SET billing_mode = $2 WHERE id =
 /// Locks the account. `postpaid` requires eligibility (BL003 otherwise, with the charges and the
 /// minimum) and a credit limit (22023 if NULL), which becomes the account's `overdraft_limit`;
 /// postpaid charges then accrue up to it and the monthly close invoices them. `prepaid` sets the
-/// overdraft limit to `credit_limit` (default 0): BL003 while debt or holds use more than that.
+/// overdraft limit to `credit_limit`; without one, a postpaid account's credit line drops to 0
+/// and a prepaid account keeps its overdraft. BL003 while debt or holds use more than the limit.
 /// 22023 for an unknown mode. Idempotent.
 fn set_billing_mode(a: &Args) -> Result<Ret> {
     let account_id = a.id(0, "account_id")?;
@@ -187,8 +189,10 @@ fn set_billing_mode(a: &Args) -> Result<Ret> {
                 ));
             }
             limit
+        } else if acct.billing_mode == "postpaid" {
+            credit_limit.unwrap_or(Decimal::ZERO) // leaving postpaid: its credit line goes with it
         } else {
-            credit_limit.unwrap_or(Decimal::ZERO)
+            credit_limit.unwrap_or(acct.overdraft_limit) // already prepaid: keep the overdraft
         };
         apply_overdraft_limit(c, &acct, limit, as_of)?;
         exec(c, SET_MODE, &[account_id.into(), mode.as_str().into()])?;

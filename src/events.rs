@@ -55,7 +55,9 @@ pub fn available_changed(
     after: Decimal,
     at: TimestampWithTimeZone,
 ) -> Result<()> {
-    crate::autorecharge::maybe_request(client, acct, after, at)?;
+    if after < before {
+        crate::autorecharge::maybe_request(client, acct, after, at)?;
+    }
     if crosses_below(before, after, acct.threshold) {
         emit(
             client,

@@ -14,7 +14,9 @@ const REPORT: &str = "
 
 const ACCOUNT_EXISTS: &str = "SELECT 1 FROM billing.accounts WHERE id = $1";
 
-const SIX_MONTHS_BEFORE: &str = "SELECT $1 - interval '6 months'";
+// Calendar months in UTC, whatever the session's time zone.
+const SIX_MONTHS_BEFORE: &str =
+    "SELECT (($1 AT TIME ZONE 'UTC') - interval '6 months') AT TIME ZONE 'UTC'";
 
 type Row = (pgrx::datum::Date, String, String, AnyNumeric, AnyNumeric);
 

@@ -60,8 +60,8 @@ fn replayed_amount(result: &Value) -> Result<Decimal> {
 
 /// `billing.record_usage(account_id, channel, category, units, occurred_at DEFAULT now(),
 /// idempotency_key DEFAULT NULL) → numeric`
-/// Charges `units × (unit_price + carrier_fee)` at once (price to revenue, fee to carrier fees
-/// payable, each rounded to 6 places) and returns the amount charged; a free category charges 0
+/// Charges `round(units × (unit_price + carrier_fee), 6)` at once (the price part to revenue, the
+/// carrier fee part to carrier fees payable) and returns the amount charged; a free category charges 0
 /// and is still recorded. Locks the account. BL004 if the account may not spend, BL001 if
 /// `available` does not cover the charge, 22023 for an unknown channel, no rate, or malformed
 /// units, P0002 for an unknown account. Idempotent on the key (BL006 on other arguments). May

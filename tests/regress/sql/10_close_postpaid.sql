@@ -63,6 +63,10 @@ SELECT billing.set_billing_mode(:big, 'prepaid', as_of => '2026-12-01');
 SELECT billing_mode FROM billing.account_state(:big);
 SELECT overdraft_limit FROM billing.account_balance(:big);
 
+-- A prepaid account with an overdraft keeps it when set to prepaid again without a limit.
+SELECT billing.set_billing_mode(:a, 'prepaid', as_of => '2026-12-01');
+SELECT overdraft_limit FROM billing.account_balance(:a);
+
 -- Bad input.
 SELECT billing.set_billing_mode(:big, 'monthly');
 SELECT billing.set_billing_mode(:big, NULL);
