@@ -320,7 +320,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION billing.reporting_functions() IS 'The functions billing.grant_reporting() lets a role execute.';
 
-CREATE FUNCTION billing.grant_usage(role_name name) RETURNS void
+-- Shared by the two grant functions: schema usage and EXECUTE on a list of functions.
+CREATE FUNCTION billing.grant_execute(role_name name, functions text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     fn text;
@@ -330,9 +331,18 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA billing TO %I', role_name);
-    FOREACH fn IN ARRAY billing.api_functions() LOOP
+    FOREACH fn IN ARRAY functions LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION billing.%I TO %I', fn, role_name);
     END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION billing.grant_execute(name, text[]) IS
+    'Schema usage and EXECUTE on the named billing functions (used by grant_usage and grant_reporting).';
+
+CREATE FUNCTION billing.grant_usage(role_name name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing.grant_execute(role_name, billing.api_functions());
     EXECUTE format('GRANT SELECT ON billing.payments, billing.invoices, billing.events, billing.rates,
                     billing.currencies, billing.payment_methods TO %I', role_name);
 END;
@@ -342,17 +352,8 @@ COMMENT ON FUNCTION billing.grant_usage(name) IS
 
 CREATE FUNCTION billing.grant_reporting(role_name name) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    fn text;
 BEGIN
-    IF role_name IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) THEN
-        RAISE EXCEPTION 'role % does not exist', coalesce(role_name::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    EXECUTE format('GRANT USAGE ON SCHEMA billing TO %I', role_name);
-    FOREACH fn IN ARRAY billing.reporting_functions() LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION billing.%I TO %I', fn, role_name);
-    END LOOP;
+    PERFORM billing.grant_execute(role_name, billing.reporting_functions());
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA billing TO %I', role_name);
 END;
 $$;
@@ -360,4 +361,4 @@ COMMENT ON FUNCTION billing.grant_reporting(name) IS
     'Read-only: SELECT on every billing table and view, and the reporting functions (billing.reporting_functions()).';
 
 REVOKE ALL ON FUNCTION billing.api_functions(), billing.reporting_functions(),
-    billing.grant_usage(name), billing.grant_reporting(name) FROM PUBLIC;
+    billing.grant_execute(name, text[]), billing.grant_usage(name), billing.grant_reporting(name) FROM PUBLIC;

@@ -8,7 +8,7 @@
 
 use crate::accounts::{self, lock, now, owner_of, Account};
 use crate::boundary::{money, Args, Ret};
-use crate::db::{exec, one, with_spi};
+use crate::db::{exec, insert_id, one, with_spi};
 use crate::error::{BillingError, Result};
 use crate::events::{emit, num};
 use crate::holds;
@@ -226,7 +226,7 @@ fn insert_draft(
 ) -> Result<i64> {
     let currency = account_currency(client, account_id)?;
     rates::lookup(client, &currency, channel, category)?;
-    one::<i64>(exec(
+    insert_id(
         client,
         INSERT_CAMPAIGN,
         &[
@@ -238,8 +238,7 @@ fn insert_draft(
             name.into(),
             at.into(),
         ],
-    )?)?
-    .ok_or_else(|| BillingError::Internal("campaign insert returned nothing".into()))
+    )
 }
 
 fn positive(name: &str, v: i32) -> Result<i32> {

@@ -41,6 +41,17 @@ pub fn with_spi<R>(f: impl FnOnce(&mut SpiClient<'_>) -> Result<R>) -> Result<R>
     pgrx::Spi::connect_mut(f)
 }
 
+/// The id an `INSERT ... RETURNING id` gave back (an internal error if it gave none).
+pub fn insert_id(
+    client: &mut SpiClient<'_>,
+    sql: &'static str,
+    args: &[DatumWithOid<'_>],
+) -> Result<i64> {
+    one::<i64>(exec(client, sql, args)?)?.ok_or_else(|| {
+        crate::error::BillingError::Internal(format!("no id returned by: {}", sql.trim()))
+    })
+}
+
 /// First column of the first row, if any row came back.
 pub fn one<T: pgrx::FromDatum + pgrx::IntoDatum>(table: SpiTupleTable<'_>) -> Result<Option<T>> {
     if table.is_empty() {

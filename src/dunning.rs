@@ -9,7 +9,7 @@
 
 use crate::accounts::{lock, owner_of, Account};
 use crate::boundary::{Args, Ret};
-use crate::db::{exec, one, with_spi};
+use crate::db::{exec, insert_id, one, with_spi};
 use crate::error::{BillingError, Result};
 use crate::events::{emit, num};
 use crate::idempotency::{check_key, remember, replay, Key};
@@ -86,7 +86,7 @@ fn invoice(
     description: Option<&str>,
     at: TimestampWithTimeZone,
 ) -> Result<i64> {
-    let id = one::<i64>(exec(
+    let id = insert_id(
         client,
         INSERT_INVOICE,
         &[
@@ -98,8 +98,7 @@ fn invoice(
             description.into(),
             at.into(),
         ],
-    )?)?
-    .ok_or_else(|| BillingError::Internal("invoice insert returned nothing".into()))?;
+    )?;
     ledger::post(
         client,
         Transfer {
@@ -215,7 +214,7 @@ fn pay_invoice(a: &Args) -> Result<Ret> {
         let status = row.get::<String>(1)?.unwrap_or_default();
         let amount = row.get::<Money>(2)?.map(|m| m.0).unwrap_or_default();
         if status != "paid" {
-            let payment_id = one::<i64>(exec(
+            let payment_id = insert_id(
                 c,
                 PAY,
                 &[
@@ -224,8 +223,7 @@ fn pay_invoice(a: &Args) -> Result<Ret> {
                     method.as_str().into(),
                     as_of.into(),
                 ],
-            )?)?
-            .ok_or_else(|| BillingError::Internal("invoice payment returned nothing".into()))?;
+            )?;
             ledger::post(
                 c,
                 Transfer {

@@ -4,7 +4,7 @@
 
 use crate::accounts::{self, lock, now, owner_of};
 use crate::boundary::{money, Args, Ret};
-use crate::db::{exec, one, with_spi};
+use crate::db::{exec, insert_id, one, with_spi};
 use crate::error::{BillingError, Result};
 use crate::events::{self, num};
 use crate::idempotency::{check_key, remember, replay, result_id, Key};
@@ -35,7 +35,7 @@ pub fn hold(
 ) -> Result<i64> {
     acct.ensure_may_spend()?;
     acct.ensure_covers(amount)?;
-    let id = one::<i64>(exec(
+    let id = insert_id(
         client,
         RESERVE,
         &[
@@ -46,8 +46,7 @@ pub fn hold(
             at.into(),
             campaign_id.into(),
         ],
-    )?)?
-    .ok_or_else(|| BillingError::Internal("reservation insert returned nothing".into()))?;
+    )?;
     events::available_changed(
         client,
         acct,

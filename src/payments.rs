@@ -3,7 +3,7 @@
 
 use crate::accounts::{lock, owner_of, Account};
 use crate::boundary::{Args, Ret};
-use crate::db::{exec, one, with_spi};
+use crate::db::{exec, insert_id, one, with_spi};
 use crate::error::{BillingError, Result};
 use crate::events::{emit, num};
 use crate::idempotency::{check_key, remember, replay, result_id, Key};
@@ -67,7 +67,7 @@ pub fn new_recharge(
     )?;
     let tax = money::tax(amount, acct.tax_rate, acct.minor_units);
     let status = if succeeded { "succeeded" } else { "pending" };
-    let id = one::<i64>(exec(
+    let id = insert_id(
         client,
         INSERT_PAYMENT,
         &[
@@ -80,8 +80,7 @@ pub fn new_recharge(
             status.into(),
             at.into(),
         ],
-    )?)?
-    .ok_or_else(|| BillingError::Internal("payment insert returned nothing".into()))?;
+    )?;
     if succeeded {
         credit(client, acct, id, kind, amount, tax, at)?;
     }

@@ -3,7 +3,7 @@
 
 use crate::accounts::{lock, now};
 use crate::boundary::{money, Args, Ret};
-use crate::db::{exec, one, with_spi};
+use crate::db::{insert_id, with_spi};
 use crate::error::{BillingError, Result};
 use crate::events::{self, num};
 use crate::idempotency::{check_key, remember, replay, Key};
@@ -33,7 +33,7 @@ pub fn insert(
     occurred_at: TimestampWithTimeZone,
     campaign_id: Option<i64>,
 ) -> Result<i64> {
-    one::<i64>(exec(
+    insert_id(
         client,
         INSERT_USAGE,
         &[
@@ -46,8 +46,7 @@ pub fn insert(
             occurred_at.into(),
             campaign_id.into(),
         ],
-    )?)?
-    .ok_or_else(|| BillingError::Internal("usage insert returned nothing".into()))
+    )
 }
 
 fn replayed_amount(result: &Value) -> Result<Decimal> {
