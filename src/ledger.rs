@@ -160,6 +160,19 @@ const CHECKS: &[(&str, &str)] = &[
                        WHERE status <> 'paid' GROUP BY account_id) i ON i.account_id = a.id
           WHERE coalesce(-r.total, 0) <> coalesce(i.total, 0) ORDER BY a.id",
     ),
+        (
+        "usage_rollup_matches_usage",
+        "SELECT format('account %s %s %s %s: rollup %s/%s, usage %s/%s', coalesce(d.account_id, u.account_id),
+                       coalesce(d.day, u.day), coalesce(d.channel, u.channel), coalesce(d.category, u.category),
+                       d.units, d.amount, u.units, u.amount)
+           FROM billing.usage_daily d
+           FULL JOIN (SELECT account_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, channel, category,
+                             sum(units) AS units, sum(amount) AS amount
+                        FROM billing.usage GROUP BY 1, 2, 3, 4) u
+             ON (u.account_id, u.day, u.channel, u.category) = (d.account_id, d.day, d.channel, d.category)
+          WHERE coalesce(d.units, 0) <> coalesce(u.units, 0) OR coalesce(d.amount, 0) <> coalesce(u.amount, 0)
+          ORDER BY 1",
+    ),
     (
         "payments_credited_once",
         "SELECT format('payment %s (%s): %s credit transfers', p.id, p.status, count(DISTINCT e.transfer_id))

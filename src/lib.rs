@@ -49,6 +49,11 @@ extension_sql_file!(
     name = "scheduling",
     requires = ["dunning"]
 );
+extension_sql_file!(
+    "../sql/006_usage_rollup.sql",
+    name = "usage_rollup",
+    requires = ["scheduling"]
+);
 extension_sql_file!("../sql/090_api.sql", name = "api", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -5,11 +5,33 @@ use crate::db::{exec, with_spi};
 use crate::error::{BillingError, Result};
 use pgrx::prelude::*;
 
+// Whole UTC days inside [from, to) come from the daily rollup; the partial days at either edge
+// from raw rows, by two index range scans: [from, first whole day) and [end of whole days, to).
+// Without a whole day in the range, the first scan covers it all.
 const REPORT: &str = "
-    SELECT (occurred_at AT TIME ZONE 'UTC')::date, channel, category, sum(units), sum(amount)
-      FROM billing.usage
-     WHERE account_id = $1 AND occurred_at >= $2 AND occurred_at < $3
+    WITH b AS (
+        SELECT d0, greatest(d1, d0) AS d1,
+               CASE WHEN d1 > d0 THEN d0::timestamp AT TIME ZONE 'UTC' ELSE $3 END AS raw_until,
+               CASE WHEN d1 > d0 THEN d1::timestamp AT TIME ZONE 'UTC' ELSE $3 END AS raw_from
+          FROM (SELECT (date_trunc('day', $2 AT TIME ZONE 'UTC')
+                        + CASE WHEN $2 = date_trunc('day', $2 AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                               THEN interval '0' ELSE interval '1 day' END)::date AS d0,
+                       date_trunc('day', $3 AT TIME ZONE 'UTC')::date AS d1) x)
+    SELECT day, channel, category, sum(units), sum(amount)
+      FROM (SELECT d.day, d.channel, d.category, d.units, d.amount
+              FROM billing.usage_daily d, b
+             WHERE d.account_id = $1 AND d.day >= b.d0 AND d.day < b.d1
+            UNION ALL
+            SELECT (u.occurred_at AT TIME ZONE 'UTC')::date, u.channel, u.category, u.units, u.amount
+              FROM billing.usage u, b
+             WHERE u.account_id = $1 AND u.occurred_at >= $2 AND u.occurred_at < least(b.raw_until, $3)
+            UNION ALL
+            SELECT (u.occurred_at AT TIME ZONE 'UTC')::date, u.channel, u.category, u.units, u.amount
+              FROM billing.usage u, b
+             WHERE u.account_id = $1 AND u.occurred_at >= greatest(b.raw_from, $2) AND u.occurred_at < $3
+               AND b.raw_from < $3) r
      GROUP BY 1, 2, 3
+     HAVING sum(units) <> 0 OR sum(amount) <> 0
      ORDER BY 1, 2, 3";
 
 const ACCOUNT_EXISTS: &str = "SELECT 1 FROM billing.accounts WHERE id = $1";

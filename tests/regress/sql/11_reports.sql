@@ -37,6 +37,27 @@ SELECT (SELECT sum(amount) FROM billing.usage_report(:a, '2000-01-01', '2100-01-
          WHERE account_id = :a AND ledger_account = 'wallet' AND kind IN ('usage', 'capture')) AS ledger_charges;
 SELECT sum(amount) AS all_usage FROM billing.usage_report(:a, '2025-01-01', '2027-01-01');
 
+-- The report reads whole UTC days from the daily rollup and edge days from raw rows: for any
+-- range it must say exactly what an aggregate of the raw rows says.
+SELECT f, t,
+       (SELECT string_agg(format('%s/%s/%s/%s/%s', day, channel, category, units, amount), ';'
+                          ORDER BY day, channel, category)
+          FROM billing.usage_report(:a, f, t))
+       IS NOT DISTINCT FROM
+       (SELECT string_agg(format('%s/%s/%s/%s/%s', day, channel, category, units, amount), ';'
+                          ORDER BY day, channel, category)
+          FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, channel, category,
+                       sum(units) AS units, sum(amount) AS amount
+                  FROM billing.usage WHERE account_id = :a AND occurred_at >= f AND occurred_at < t
+                 GROUP BY 1, 2, 3) raw) AS same
+  FROM (VALUES ('2026-03-01 00:00+00'::timestamptz, '2026-03-04 00:00+00'::timestamptz),
+               ('2026-03-01 11:00+00', '2026-03-03 09:00+00'),
+               ('2026-03-01 11:00+00', '2026-03-01 19:00+00'),
+               ('2026-02-28 23:00+00', '2026-03-02 10:00+00'),
+               ('2025-12-31 23:59+00', '2026-09-15 09:00:00.000001+00'),
+               ('2026-03-02 09:00+00', '2026-03-02 09:00+00')) v(f, t);
+SELECT check_name, ok FROM billing.verify_ledger() WHERE check_name = 'usage_rollup_matches_usage';
+
 -- Bad input.
 SELECT pg_temp.err('SELECT * FROM billing.usage_report(999, ''2026-01-01'', ''2026-02-01'')');
 SELECT pg_temp.err('SELECT * FROM billing.usage_report(NULL, ''2026-01-01'', ''2026-02-01'')');
