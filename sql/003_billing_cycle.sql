@@ -25,7 +25,7 @@ CREATE UNIQUE INDEX invoice_records_one_close_per_month ON billing.invoice_recor
 CREATE INDEX invoice_records_unpaid ON billing.invoice_records (account_id, due_at) WHERE status <> 'paid';
 
 CREATE VIEW billing.invoices AS
-SELECT id, account_id, kind, amount, currency, status, due_at, created_at, paid_at, description, period
+SELECT id, account_id, kind, amount, status, due_at, created_at, paid_at, currency, description, period
   FROM billing.invoice_records;
 COMMENT ON VIEW billing.invoices IS 'Invoices with their status (open, overdue, paid) and due date.';
 
