@@ -51,6 +51,17 @@ SELECT * FROM billing.advance_dunning('2026-07-01') WHERE account_id = :b;   -- 
 SELECT kind, amount FROM billing.invoices WHERE account_id = :b ORDER BY id;
 SELECT kind, count(*) FROM billing.events WHERE account_id = :b GROUP BY kind ORDER BY kind;
 
+-- The issue's case: day 0, then nothing until day 31: straight to suspended, one row, the
+-- suspension event only (no late reminders or restriction events), no fee (none before day 60).
+SELECT billing.create_account('INR') AS j \gset
+SELECT billing.create_invoice(:j, 250, '2026-05-01 00:00+00', as_of => '2026-04-20') AS jinv \gset
+SELECT stage FROM billing.advance_dunning('2026-05-01 00:00+00') WHERE account_id = :j;
+SELECT * FROM billing.advance_dunning('2026-06-01 00:00+00') WHERE account_id = :j;   -- day 31
+SELECT kind, payload ->> 'stage' AS stage FROM billing.events
+ WHERE account_id = :j AND kind NOT IN ('invoice_created') ORDER BY id;
+SELECT count(*) AS fee_invoices FROM billing.invoices WHERE account_id = :j AND kind = 'recovery_fee';
+SELECT dunning_stage, inbound_allowed, dashboard_allowed FROM billing.account_state(:j);
+
 -- Payment at day 20 restores service.
 SELECT billing.create_account('INR') AS c \gset
 SELECT billing.create_invoice(:c, 300, '2026-06-01', as_of => '2026-05-25') AS cinv \gset

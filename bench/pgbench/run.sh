@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# pgbench workloads next to their bare-SQL baseline, in one invocation: W1 reserve_credits over
+# 100k accounts, W2 one hot account, W3 record_usage; each at 1, 4 and 16 clients, -M prepared.
+# Usage: bench/pgbench/run.sh PSQL_ARGS... (host, port, user); writes the table to stdout.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+DURATION=${BENCH_SECONDS:-10}
+db=billing_pgbench
+conn=("$@")
+"$PG_BIN/psql" -X -q "${conn[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
+    "$PG_BIN/psql" -X -q "${conn[@]}" -d postgres -c "CREATE DATABASE $db"
+"$PG_BIN/psql" -X -q "${conn[@]}" -d "$db" -f "$here/setup.sql" >/dev/null
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# bench SCRIPT CLIENTS -> "tps p50_ms p99_ms"
+bench() {
+        local script=$1 clients=$2
+    rm -f "$tmp"/log*
+    # Each run starts from a checkpoint, so one run's dirty pages are not the next one's cost.
+    "$PG_BIN/psql" -X -q "${conn[@]}" -d "$db" -c "CHECKPOINT"
+    (cd "$tmp" && "$PG_BIN/pgbench" "${conn[@]}" -n -M prepared -c "$clients" -j "$clients" -T "$DURATION" \
+        -f "$here/$script" --log --log-prefix=log "$db" >"$tmp/out" 2>&1) || { cat "$tmp/out" >&2; exit 1; }
+    local tps
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$tmp/out" | head -1)
+    cat "$tmp"/log* | python3 -c '
+import sys
+lat = sorted(int(l.split()[2]) for l in sys.stdin if l.strip())
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0
+print(f"'"$tps"' {p(0.50):.2f} {p(0.99):.2f}")'
+}
+
+printf '%-34s %7s %9s %8s %8s %12s %7s\n' workload clients tps p50_ms p99_ms baseline_tps ratio
+for spec in "W1 reserve_credits, 100k accounts:w1_reserve.sql:b0.sql" \
+            "W2 reserve_credits, one hot account:w2_reserve_hot.sql:b0_hot.sql" \
+            "W3 record_usage, 100k accounts:w3_usage.sql:b0.sql"; do
+    IFS=: read -r name script base <<<"$spec"
+    for clients in 1 4 16; do
+        read -r btps _ _ <<<"$(bench "$base" "$clients")"
+        read -r tps p50 p99 <<<"$(bench "$script" "$clients")"
+        ratio=$(python3 -c "print(f'{$tps / $btps:.2f}')")
+        printf '%-34s %7s %9.0f %8s %8s %12.0f %7s\n' "$name" "$clients" "$tps" "$p50" "$p99" "$btps" "$ratio"
+    done
+done

@@ -1,0 +1,18 @@
+-- pgbench data: 100,000 funded INR accounts (ledger-consistent, loaded set-based) and the bare
+-- SQL baseline B0: one conditional UPDATE of an "available" column plus one ledger INSERT.
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS billing CASCADE;
+CREATE EXTENSION billing;
+SELECT billing.set_rate('INR', 'sms', 'automation', 0.01);
+INSERT INTO billing.accounts (currency, balance)
+SELECT 'INR', CASE WHEN g = 1 THEN 1000000000 ELSE 1000000 END FROM generate_series(1, 100000) g;
+WITH t AS MATERIALIZED (SELECT id, balance, nextval('billing.transfer_ids') AS tid FROM billing.accounts)
+INSERT INTO billing.ledger_entries (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
+SELECT t.id, t.tid, leg.acct, 'INR', leg.sign * t.balance, 'recharge', 'bench', 0
+  FROM t, (VALUES ('wallet', 1), ('payments_clearing', -1)) leg(acct, sign);
+DROP TABLE IF EXISTS public.b0_accounts, public.b0_ledger;
+CREATE TABLE public.b0_accounts (id bigint PRIMARY KEY, available numeric NOT NULL);
+CREATE TABLE public.b0_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account_id bigint NOT NULL, amount numeric NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO public.b0_accounts SELECT id, balance FROM billing.accounts;
+VACUUM ANALYZE;

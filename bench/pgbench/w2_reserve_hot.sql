@@ -1,0 +1,1 @@
+SELECT billing.reserve_credits(1, 0.01);
