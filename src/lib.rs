@@ -54,6 +54,11 @@ extension_sql_file!(
     name = "usage_rollup",
     requires = ["scheduling"]
 );
+extension_sql_file!(
+    "../sql/007_dump.sql",
+    name = "dump",
+    requires = ["usage_rollup"]
+);
 extension_sql_file!("../sql/090_api.sql", name = "api", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]
