@@ -58,6 +58,18 @@ impl Account {
         }
     }
 
+    /// A recharge amount this account's currency accepts: payable in minor units (22023) and
+    /// within the bounds (BL002).
+    pub fn check_recharge(&self, amount: Decimal) -> Result<()> {
+        crate::money::check_recharge(
+            amount,
+            &self.currency,
+            self.minor_units,
+            self.recharge_min,
+            self.recharge_max,
+        )
+    }
+
     /// Refuses an amount that available credits do not cover (BL001).
     pub fn ensure_covers(&self, amount: Decimal) -> Result<()> {
         covers(self.available(), amount)

@@ -57,13 +57,7 @@ pub fn maybe_request(
     ) else {
         return Ok(());
     };
-    let payable = money::check_recharge(
-        amount,
-        &acct.currency,
-        acct.minor_units,
-        acct.recharge_min,
-        acct.recharge_max,
-    );
+    let payable = acct.check_recharge(amount);
     if payable.is_err() || !acct.may_recharge {
         return Ok(());
     }
@@ -124,13 +118,7 @@ fn configure_auto_recharge(a: &Args) -> Result<Ret> {
     with_spi(|c| {
         payments::check_method(c, &method)?;
         let mut acct = lock(c, account_id)?;
-        money::check_recharge(
-            amount,
-            &acct.currency,
-            acct.minor_units,
-            acct.recharge_min,
-            acct.recharge_max,
-        )?;
+        acct.check_recharge(amount)?;
         let args = [
             account_id.into(),
             Money(threshold).into(),

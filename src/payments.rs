@@ -58,13 +58,7 @@ pub fn new_recharge(
     at: TimestampWithTimeZone,
 ) -> Result<i64> {
     ensure_may_recharge(acct)?;
-    money::check_recharge(
-        amount,
-        &acct.currency,
-        acct.minor_units,
-        acct.recharge_min,
-        acct.recharge_max,
-    )?;
+    acct.check_recharge(amount)?;
     let tax = money::tax(amount, acct.tax_rate, acct.minor_units);
     let status = if succeeded { "succeeded" } else { "pending" };
     let id = insert_id(
