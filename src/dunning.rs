@@ -134,12 +134,7 @@ fn create_invoice(a: &Args) -> Result<Ret> {
     let as_of = a.ts(4, "as_of")?;
     let id = with_spi(|c| {
         let acct = lock(c, account_id)?;
-        if amount.normalize().scale() > acct.minor_units {
-            return Err(BillingError::invalid(format!(
-                "amount {amount} has more decimal places than {} allows ({})",
-                acct.currency, acct.minor_units
-            )));
-        }
+        crate::money::check_payable(amount, &acct.currency, acct.minor_units)?;
         invoice(
             c,
             &acct,
@@ -372,7 +367,7 @@ fn advance(
     Ok(())
 }
 
-const STAGE_RANK: &str = "SELECT rank FROM billing.dunning_stages WHERE stage = $1";
+const STAGE_RANKS: &str = "SELECT stage, rank FROM billing.dunning_stages";
 
 /// `billing.advance_dunning(as_of DEFAULT now()) → TABLE(account_id, invoice_id, stage)`
 /// One row per stage change made by this call, for every account with an unpaid invoice due by
@@ -399,6 +394,13 @@ fn advance_dunning(
         };
         with_spi(|c| {
             let ladder = ladder(c)?;
+            let mut ranks = std::collections::HashMap::new();
+            for r in exec(c, STAGE_RANKS, &[])? {
+                ranks.insert(
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i32>(2)?.unwrap_or_default(),
+                );
+            }
             let mut due = Vec::new();
             for r in exec(c, DUE_ACCOUNTS, &[as_of.into()])? {
                 due.push(r.get::<i64>(1)?.unwrap_or_default());
@@ -417,8 +419,7 @@ fn advance_dunning(
                 let Some(target) = stage_for(days, &ladder) else {
                     continue;
                 };
-                let current_rank = one::<i32>(exec(c, STAGE_RANK, &[acct.stage.as_str().into()])?)?
-                    .unwrap_or_default();
+                let current_rank = ranks.get(&acct.stage).copied().unwrap_or_default();
                 if target.rank <= current_rank {
                     continue;
                 }

@@ -83,6 +83,16 @@ pub fn tax(amount: Decimal, rate: Decimal, minor_units: u32) -> Decimal {
     (amount * rate).round_dp_with_strategy(minor_units, RoundingStrategy::MidpointAwayFromZero)
 }
 
+/// An amount someone pays (a recharge, an invoice) must be whole minor units of its currency.
+pub fn check_payable(amount: Decimal, currency: &str, minor_units: u32) -> Result<()> {
+    if amount.normalize().scale() > minor_units {
+        return Err(BillingError::invalid(format!(
+            "amount {amount} has more decimal places than {currency} allows ({minor_units})"
+        )));
+    }
+    Ok(())
+}
+
 /// A recharge amount must be payable (no finer than the currency's minor unit) and within the
 /// currency's bounds, both inclusive.
 pub fn check_recharge(
@@ -92,11 +102,7 @@ pub fn check_recharge(
     min: Decimal,
     max: Decimal,
 ) -> Result<()> {
-    if amount.normalize().scale() > minor_units {
-        return Err(BillingError::invalid(format!(
-            "amount {amount} has more decimal places than {currency} allows ({minor_units})"
-        )));
-    }
+    check_payable(amount, currency, minor_units)?;
     if amount < min || amount > max {
         return Err(BillingError::RechargeOutOfBounds {
             amount,
