@@ -92,6 +92,21 @@ COMMENT ON COLUMN billing.accounts.reserved IS 'Sum of this account''s pending r
 COMMENT ON COLUMN billing.accounts.low_balance_threshold IS 'NULL means the currency''s default threshold.';
 CREATE INDEX accounts_external_ref ON billing.accounts (external_ref) WHERE external_ref IS NOT NULL;
 
+-- An account's currency is fixed: its ledger, holds and invoices are all in it, and the account
+-- lock joins billing.currencies on it (src/accounts.rs). Fires only for UPDATEs naming it.
+CREATE FUNCTION billing.refuse_currency_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF NEW.currency IS DISTINCT FROM OLD.currency THEN
+        RAISE EXCEPTION 'account %: the currency of an account cannot change (% -> %)', OLD.id, OLD.currency, NEW.currency
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER accounts_currency_fixed BEFORE UPDATE OF currency ON billing.accounts
+    FOR EACH ROW EXECUTE FUNCTION billing.refuse_currency_change();
+
 -- Two-phase holds ------------------------------------------------------------------------------------
 
 CREATE TABLE billing.reservations (

@@ -95,29 +95,26 @@ pub fn covers(available: Decimal, amount: Decimal) -> Result<()> {
 /// The account row with what the spending rules need, locked (FOR NO KEY UPDATE does not block
 /// the FK checks of other inserts referencing the account).
 ///
-/// The account is the only relation in FROM, and the currency and stage rules are scalar
-/// subqueries: when the row was changed by a transaction we waited for, READ COMMITTED re-checks
-/// the new row version, and a JOIN would be re-checked against the old joined rows (a changed
-/// dunning stage no longer matching its old `dunning_stages` row would make the account vanish).
-/// Subqueries are re-evaluated on the new version. Spec: isolation/pay-vs-dunning.
+/// The dunning stage's rules are scalar subqueries, not a JOIN: when the row was changed by a
+/// transaction we waited for, READ COMMITTED re-checks the new row version against the OLD
+/// joined rows, so a changed stage no longer matching its old `dunning_stages` row would make
+/// the account vanish (spec: isolation/pay-vs-dunning); subqueries are re-evaluated on the new
+/// version. The currency can be joined: an account's currency never changes.
 macro_rules! lock_account_sql {
     () => {
         "
     SELECT a.currency, a.balance, a.reserved, a.overdraft_limit,
-           coalesce(a.low_balance_threshold,
-                    (SELECT c.low_balance_threshold FROM billing.currencies c WHERE c.code = a.currency)),
+           coalesce(a.low_balance_threshold, c.low_balance_threshold),
            a.dunning_stage,
            (SELECT s.outbound_allowed FROM billing.dunning_stages s WHERE s.stage = a.dunning_stage),
            (SELECT s.may_recharge FROM billing.dunning_stages s WHERE s.stage = a.dunning_stage),
-           (SELECT c.minor_units FROM billing.currencies c WHERE c.code = a.currency),
-           (SELECT c.recharge_min FROM billing.currencies c WHERE c.code = a.currency),
-           (SELECT c.recharge_max FROM billing.currencies c WHERE c.code = a.currency),
-           (SELECT c.tax_rate FROM billing.currencies c WHERE c.code = a.currency),
-                      a.auto_recharge, a.auto_recharge_threshold, a.auto_recharge_amount, a.auto_recharge_method,
+           c.minor_units, c.recharge_min, c.recharge_max, c.tax_rate,
+           a.auto_recharge, a.auto_recharge_threshold, a.auto_recharge_amount, a.auto_recharge_method,
            a.billing_mode
       FROM billing.accounts a
+      JOIN billing.currencies c ON c.code = a.currency
      WHERE a.id = $1
-       FOR NO KEY UPDATE"
+       FOR NO KEY UPDATE OF a"
     };
 }
 const LOCK_ACCOUNT: &str = lock_account_sql!();

@@ -22,6 +22,8 @@ SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
 SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
     (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
     VALUES (%1$s, 999, 'wallet', 'INR', 5, 'fx', 'manual', 0), (%1$s, 999, 'revenue', 'USD', -5, 'fx', 'manual', 0)$$, :a));
+-- Nor can an account change currency under its ledger.
+SELECT pg_temp.err(format('UPDATE billing.accounts SET currency = ''USD'' WHERE id = %s', :a));
 -- The wallet cannot be overdrawn by hand either.
 SELECT pg_temp.err(format('UPDATE billing.accounts SET balance = -1 WHERE id = %s', :a));
 SELECT pg_temp.err(format('UPDATE billing.accounts SET reserved = 2000 WHERE id = %s', :a));
