@@ -264,12 +264,50 @@ COMMENT ON FUNCTION billing.advance_dunning(timestamptz) IS
 CREATE FUNCTION billing.tick(as_of timestamptz DEFAULT now())
 RETURNS jsonb LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_tick';
 COMMENT ON FUNCTION billing.tick(timestamptz) IS
-    'Runs every due step once (holds, campaigns, dunning, drafts, the monthly close after a month boundary); returns what it did. One session at a time (advisory lock); nothing on a standby.';
+    'Runs every due step once, each on at most billing.batch_size accounts, skipping locked ones (holds, campaigns, dunning, drafts, the monthly close after a month boundary); returns what it did, "more": true when a batch was full. One session at a time (advisory lock); nothing on a standby.';
+
+-- Sums the counts of two tick() reports (run_tick's running total); other keys from the later one.
+CREATE FUNCTION billing.add_tick_reports(total jsonb, tick jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(jsonb_object_agg(k,
+               CASE WHEN jsonb_typeof(v) = 'number' AND jsonb_typeof(total -> k) = 'number'
+                    THEN to_jsonb((total ->> k)::numeric + (v #>> '{}')::numeric)
+                    WHEN jsonb_typeof(v) = 'null' THEN coalesce(total -> k, v)
+                    ELSE v END), '{}'::jsonb)
+      FROM jsonb_each(tick) AS e(k, v)
+$$;
+COMMENT ON FUNCTION billing.add_tick_reports(jsonb, jsonb) IS
+    'run_tick''s running total: the counts of two tick() reports added, other keys from the later one.';
+REVOKE ALL ON FUNCTION billing.add_tick_reports(jsonb, jsonb) FROM PUBLIC;
+
+-- Repeats tick(), committing after each, until no step has more due (at most 10000 ticks), so a
+-- backlog is worked off in bounded transactions. A procedure, as the invoker: transaction control
+-- is not allowed in a SECURITY DEFINER routine, and it only calls tick(), which is one.
+CREATE PROCEDURE billing.run_tick(as_of timestamptz DEFAULT NULL, INOUT report jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r jsonb;
+    ticks integer := 0;
+BEGIN
+    report := NULL;
+    LOOP
+        r := billing.tick(coalesce(as_of, pg_catalog.now()));
+        ticks := ticks + 1;
+        report := billing.add_tick_reports(report, r);
+        COMMIT;
+        EXIT WHEN (r ->> 'more') IS DISTINCT FROM 'true' OR ticks >= 10000;
+    END LOOP;
+    report := report || jsonb_build_object('ticks', ticks);
+END;
+$$;
+COMMENT ON PROCEDURE billing.run_tick(timestamptz, jsonb) IS
+    'CALL billing.run_tick(): tick() again and again, committing after each, until nothing more is due; returns the summed report. Outside a transaction block only. NULL as_of: now() of each tick.';
+REVOKE ALL ON PROCEDURE billing.run_tick(timestamptz, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION billing.schedule_jobs()
 RETURNS integer LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'billing_schedule_jobs';
 COMMENT ON FUNCTION billing.schedule_jobs() IS
-    'Creates or updates the pg_cron job billing-tick (every minute); 55000 with a hint where pg_cron is not installed.';
+    'Creates or updates the pg_cron job billing-tick (every minute, CALL billing.run_tick()); 55000 with a hint where pg_cron is not installed.';
 
 -- Privileges --------------------------------------------------------------------------------------
 --

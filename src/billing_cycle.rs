@@ -2,20 +2,28 @@
 //! invoiced once per calendar month and the wallet reset to zero, the debt moving to
 //! receivables in the ledger.
 
-use crate::accounts::{apply_overdraft_limit, lock};
+use crate::accounts::{apply_overdraft_limit, lock, try_lock};
 use crate::boundary::{Args, Ret};
 use crate::db::{exec, one, with_spi};
 use crate::error::{BillingError, Result};
 use crate::events::{emit, num};
 use crate::ledger::{self, LedgerAccount, Transfer};
 use crate::money::{Money, Sign};
+use crate::scheduling::{Batch, Step};
 use crate::sql_function;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-const NEGATIVE_ACCOUNTS: &str = "SELECT id FROM billing.accounts WHERE balance < 0 ORDER BY id";
+// Negative balances not yet closed for the period, in id order: a batch never takes an account
+// closed by an earlier batch of the same close.
+const NEGATIVE_ACCOUNTS: &str = "
+    SELECT a.id FROM billing.accounts a
+     WHERE a.balance < 0
+       AND NOT EXISTS (SELECT 1 FROM billing.invoice_records i
+                        WHERE i.account_id = a.id AND i.kind = 'period_close' AND i.period = $1)
+     ORDER BY a.id LIMIT $2";
 
 // One close per account and calendar month (UTC) of as_of, by the partial unique index.
 const CLOSE_INVOICE: &str = "
@@ -30,68 +38,87 @@ const CLOSE_INVOICE: &str = "
 
 const PERIOD: &str = "SELECT date_trunc('month', $1 AT TIME ZONE 'UTC')::date";
 
+/// Closes one batch of negative balances (all of them with `Batch::ALL`) for the calendar month
+/// (UTC) of `as_of`.
+pub fn close_due(
+    c: &mut SpiClient<'_>,
+    as_of: TimestampWithTimeZone,
+    batch: Batch,
+) -> Result<Step> {
+    let period = one::<pgrx::datum::Date>(exec(c, PERIOD, &[as_of.into()])?)?
+        .ok_or_else(|| BillingError::Internal("no period".into()))?;
+    let mut ids = Vec::new();
+    for row in exec(c, NEGATIVE_ACCOUNTS, &[period.into(), batch.limit.into()])? {
+        ids.push(row.get::<i64>(1)?.unwrap_or_default());
+    }
+    let full = batch.full(ids.len());
+    let mut invoiced = 0;
+    for id in ids {
+        let acct = if batch.skip_locked {
+            match try_lock(c, id)? {
+                Some(acct) => acct,
+                None => continue, // busy: the next batch of this close takes it
+            }
+        } else {
+            lock(c, id)?
+        };
+        if acct.balance >= Decimal::ZERO {
+            continue;
+        }
+        let debt = -acct.balance;
+        let rows = exec(
+            c,
+            CLOSE_INVOICE,
+            &[id.into(), Money(debt).into(), as_of.into(), period.into()],
+        )?;
+        if rows.is_empty() {
+            continue; // already closed this month
+        }
+        let row = rows.first();
+        let invoice_id = row.get::<i64>(1)?.unwrap_or_default();
+        let due_at = row.get::<String>(2)?;
+        ledger::post(
+            c,
+            Transfer {
+                account_id: id,
+                currency: &acct.currency,
+                kind: "period_close",
+                source: "invoice",
+                source_id: invoice_id,
+                legs: vec![
+                    (LedgerAccount::Wallet, debt),
+                    (LedgerAccount::Receivables, -debt),
+                ],
+                reserved_delta: Decimal::ZERO,
+                at: as_of,
+            },
+        )?;
+        let payload = json!({
+            "invoice_id": invoice_id,
+            "kind": "period_close",
+            "amount": num(debt),
+            "currency": acct.currency,
+                            "due_at": due_at,
+        });
+        emit(c, id, "invoice_created", payload, as_of)?;
+        invoiced += 1;
+    }
+    Ok(Step {
+        done: invoiced,
+        full,
+    })
+}
+
 /// `billing.close_billing_period(as_of DEFAULT now()) → integer`
 /// For every account whose balance is negative: an invoice of kind `period_close` for the debt
 /// (due `invoice_due_days` after `as_of`), and the balance reset to zero (wallet credited,
-/// receivables debited). Returns the number of invoices. Locks each such account in id order.
-/// At most one close per account per calendar month (UTC) of `as_of`: calling it again changes
-/// nothing more. Event `invoice_created`.
+/// receivables debited). Returns the number of invoices. Locks each such account in id order,
+/// waiting for busy ones. At most one close per account per calendar month (UTC) of `as_of`:
+/// calling it again changes nothing more. Event `invoice_created`.
 fn close_billing_period(a: &Args) -> Result<Ret> {
     let as_of = a.ts(0, "as_of")?;
-    let n = with_spi(|c| {
-        let period = one::<pgrx::datum::Date>(exec(c, PERIOD, &[as_of.into()])?)?
-            .ok_or_else(|| BillingError::Internal("no period".into()))?;
-        let mut ids = Vec::new();
-        for row in exec(c, NEGATIVE_ACCOUNTS, &[])? {
-            ids.push(row.get::<i64>(1)?.unwrap_or_default());
-        }
-        let mut invoiced = 0;
-        for id in ids {
-            let acct = lock(c, id)?;
-            if acct.balance >= Decimal::ZERO {
-                continue;
-            }
-            let debt = -acct.balance;
-            let rows = exec(
-                c,
-                CLOSE_INVOICE,
-                &[id.into(), Money(debt).into(), as_of.into(), period.into()],
-            )?;
-            if rows.is_empty() {
-                continue; // already closed this month
-            }
-            let row = rows.first();
-            let invoice_id = row.get::<i64>(1)?.unwrap_or_default();
-            let due_at = row.get::<String>(2)?;
-            ledger::post(
-                c,
-                Transfer {
-                    account_id: id,
-                    currency: &acct.currency,
-                    kind: "period_close",
-                    source: "invoice",
-                    source_id: invoice_id,
-                    legs: vec![
-                        (LedgerAccount::Wallet, debt),
-                        (LedgerAccount::Receivables, -debt),
-                    ],
-                    reserved_delta: Decimal::ZERO,
-                    at: as_of,
-                },
-            )?;
-            let payload = json!({
-                "invoice_id": invoice_id,
-                "kind": "period_close",
-                "amount": num(debt),
-                "currency": acct.currency,
-                                "due_at": due_at,
-            });
-            emit(c, id, "invoice_created", payload, as_of)?;
-            invoiced += 1;
-        }
-        Ok(invoiced)
-    })?;
-    Ok(Ret::of(n))
+    let step = with_spi(|c| close_due(c, as_of, Batch::ALL))?;
+    Ok(Ret::of(step.done))
 }
 sql_function!(
     billing_close_billing_period,

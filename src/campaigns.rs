@@ -14,6 +14,7 @@ use crate::events::{emit, num};
 use crate::holds;
 use crate::money::Money;
 use crate::rates::{self, charge, charge_legs, Rate};
+use crate::scheduling::{Batch, Step};
 use crate::sql_function;
 use crate::usage;
 use pgrx::prelude::*;
@@ -553,9 +554,40 @@ sql_function!(
     execute_campaign
 );
 
+// Due campaigns, oldest first, with their accounts locked; an account another transaction holds
+// is skipped, not waited for (its campaigns stay scheduled for the next run). Locking here, below
+// the LIMIT, means a skipped account never takes a place in a bounded batch.
 const DUE: &str = "
-    SELECT account_id, id FROM billing.campaigns
-     WHERE status = 'scheduled' AND send_at <= $1 ORDER BY send_at, id";
+    SELECT c.account_id, c.id FROM billing.campaigns c JOIN billing.accounts a ON a.id = c.account_id
+     WHERE c.status = 'scheduled' AND c.send_at <= $1
+     ORDER BY c.send_at, c.id LIMIT $2
+       FOR NO KEY UPDATE OF a SKIP LOCKED";
+
+/// Executes one batch of due campaigns (all of them with `Batch::ALL`), each decided on its own.
+pub fn run_due(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, batch: Batch) -> Result<Step> {
+    let mut due = Vec::new();
+    for row in exec(c, DUE, &[as_of.into(), batch.limit.into()])? {
+        due.push((
+            row.get::<i64>(1)?.unwrap_or_default(),
+            row.get::<i64>(2)?.unwrap_or_default(),
+        ));
+    }
+    let full = batch.full(due.len());
+    let mut done = 0;
+    for (account_id, id) in due {
+        let Some(acct) = accounts::try_lock(c, account_id)? else {
+            continue;
+        };
+        match read_campaign(c, account_id, id)? {
+            Some(camp) if camp.status == "scheduled" => {
+                execute_locked(c, &acct, &camp, as_of)?;
+                done += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(Step { done, full })
+}
 
 /// `billing.run_due_campaigns(as_of DEFAULT now()) → integer`
 /// Executes every `scheduled` campaign with `send_at <= as_of`, oldest first, each decided on its
@@ -566,30 +598,8 @@ const DUE: &str = "
 /// (no per-campaign savepoint), and the next run retries every campaign still scheduled.
 fn run_due_campaigns(a: &Args) -> Result<Ret> {
     let as_of = a.ts(0, "as_of")?;
-    let n = with_spi(|c| {
-        let mut due = Vec::new();
-        for row in exec(c, DUE, &[as_of.into()])? {
-            due.push((
-                row.get::<i64>(1)?.unwrap_or_default(),
-                row.get::<i64>(2)?.unwrap_or_default(),
-            ));
-        }
-        let mut executed = 0;
-        for (account_id, id) in due {
-            let Some(acct) = accounts::try_lock(c, account_id)? else {
-                continue;
-            };
-            match read_campaign(c, account_id, id)? {
-                Some(camp) if camp.status == "scheduled" => {
-                    execute_locked(c, &acct, &camp, as_of)?;
-                    executed += 1;
-                }
-                _ => {}
-            }
-        }
-        Ok(executed)
-    })?;
-    Ok(Ret::of(n))
+    let step = with_spi(|c| run_due(c, as_of, Batch::ALL))?;
+    Ok(Ret::of(step.done))
 }
 sql_function!(
     billing_run_due_campaigns,
@@ -717,11 +727,48 @@ sql_function!(
     cancel_campaign
 );
 
-const PURGE: &str = "
+// Stale drafts, a batch at a time; a direct call waits for drafts locked elsewhere and re-checks
+// them (a draft being scheduled at the same moment is kept), a tick skips them.
+macro_rules! purge_sql {
+    ($skip:literal) => {
+        concat!(
+            "
     WITH gone AS (DELETE FROM billing.campaigns
-                   WHERE status IN ('draft', 'insufficient_credits') AND created_at < $1 - $2
+                   WHERE (account_id, id) IN (
+                         SELECT account_id, id FROM billing.campaigns
+                          WHERE status IN ('draft', 'insufficient_credits')
+                            AND created_at < $1 - coalesce($2, interval '30 days')
+                          ORDER BY id LIMIT $3
+                            FOR UPDATE",
+            $skip,
+            ")
                    RETURNING 1)
-    SELECT count(*)::integer FROM gone";
+    SELECT count(*)::integer FROM gone"
+        )
+    };
+}
+const PURGE: &str = purge_sql!("");
+const TRY_PURGE: &str = purge_sql!(" SKIP LOCKED");
+
+/// Deletes one batch of stale drafts (`max_age` None: the default 30 days).
+pub fn purge_due(
+    c: &mut SpiClient<'_>,
+    as_of: TimestampWithTimeZone,
+    max_age: Option<Interval>,
+    batch: Batch,
+) -> Result<Step> {
+    let sql = if batch.skip_locked { TRY_PURGE } else { PURGE };
+    let done = one::<i32>(exec(
+        c,
+        sql,
+        &[as_of.into(), max_age.into(), batch.limit.into()],
+    )?)?
+    .unwrap_or(0);
+    Ok(Step {
+        done,
+        full: batch.full(done as usize),
+    })
+}
 
 const NEGATIVE_INTERVAL: &str = "SELECT $1 < interval '0'";
 
@@ -732,13 +779,13 @@ const NEGATIVE_INTERVAL: &str = "SELECT $1 < interval '0'";
 fn purge_stale_drafts(a: &Args) -> Result<Ret> {
     let as_of = a.ts(0, "as_of")?;
     let max_age = a.interval(1, "max_age")?;
-    let n = with_spi(|c| {
+    let step = with_spi(|c| {
         if one::<bool>(exec(c, NEGATIVE_INTERVAL, &[max_age.into()])?)? == Some(true) {
             return Err(BillingError::invalid("max_age must not be negative"));
         }
-        Ok(one::<i32>(exec(c, PURGE, &[as_of.into(), max_age.into()])?)?.unwrap_or(0))
+        purge_due(c, as_of, Some(max_age), Batch::ALL)
     })?;
-    Ok(Ret::of(n))
+    Ok(Ret::of(step.done))
 }
 sql_function!(
     billing_purge_stale_drafts,

@@ -7,7 +7,7 @@
 //! after missed ones moves straight to the stage due and still applies the one-time fees of the
 //! stages it passed.
 
-use crate::accounts::{lock, owner_of, Account};
+use crate::accounts::{lock, owner_of, try_lock, Account};
 use crate::boundary::{Args, Ret};
 use crate::db::{exec, insert_id, one, with_spi};
 use crate::error::{BillingError, Result};
@@ -16,6 +16,7 @@ use crate::idempotency::{check_key, remember, replay, Key};
 use crate::ledger::{self, LedgerAccount, Transfer};
 use crate::money::{Money, Sign};
 use crate::payments::check_method;
+use crate::scheduling::Batch;
 use crate::sql_function;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -262,10 +263,11 @@ sql_function!(
 
 // Candidates only: the oldest unpaid invoice is read again under each account's lock, so an
 // invoice paid while this call waited for the lock is seen as paid (spec: pay-vs-dunning).
+// In account id order after a cursor, so bounded batches walk every account across ticks.
 const DUE_ACCOUNTS: &str = "
     SELECT DISTINCT account_id FROM billing.invoice_records
-     WHERE status <> 'paid' AND due_at <= $1
-     ORDER BY account_id";
+     WHERE status <> 'paid' AND due_at <= $1 AND account_id > $2
+     ORDER BY account_id LIMIT $3";
 
 const OLDEST_UNPAID: &str = "
     SELECT id, floor(extract(epoch FROM ($2 - due_at)) / 86400)::bigint
@@ -369,12 +371,84 @@ fn advance(
 
 const STAGE_RANKS: &str = "SELECT stage, rank FROM billing.dunning_stages";
 
+/// A stage change: account, the oldest unpaid invoice, the stage reached.
+pub type StageChange = (i64, i64, String);
+
+/// What one batch of dunning went through: whether it took a whole batch of candidate accounts,
+/// and the last one it took (where the next batch starts).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DunningBatch {
+    pub full: bool,
+    pub last_id: i64,
+}
+
+/// Advances the accounts with unpaid invoices due by `as_of` whose id is above `after`, one
+/// batch of them (all with `Batch::ALL`), locking each in id order; returns the stage changes.
+pub fn advance_due(
+    c: &mut SpiClient<'_>,
+    as_of: TimestampWithTimeZone,
+    batch: Batch,
+    after: i64,
+) -> Result<(Vec<StageChange>, DunningBatch)> {
+    let ladder = ladder(c)?;
+    let mut ranks = std::collections::HashMap::new();
+    for r in exec(c, STAGE_RANKS, &[])? {
+        ranks.insert(
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<i32>(2)?.unwrap_or_default(),
+        );
+    }
+    let mut due = Vec::new();
+    for r in exec(
+        c,
+        DUE_ACCOUNTS,
+        &[as_of.into(), after.into(), batch.limit.into()],
+    )? {
+        due.push(r.get::<i64>(1)?.unwrap_or_default());
+    }
+    let progress = DunningBatch {
+        full: batch.full(due.len()),
+        last_id: due.last().copied().unwrap_or(after),
+    };
+    let mut changes = Vec::new();
+    for account_id in due {
+        let acct = if batch.skip_locked {
+            match try_lock(c, account_id)? {
+                Some(acct) => acct,
+                None => continue, // busy: the next pass over the accounts takes it
+            }
+        } else {
+            lock(c, account_id)?
+        };
+        let rows = exec(c, OLDEST_UNPAID, &[account_id.into(), as_of.into()])?;
+        if rows.is_empty() {
+            continue; // paid meanwhile
+        }
+        let oldest = rows.first();
+        let invoice_id = oldest.get::<i64>(1)?.unwrap_or_default();
+        let days = oldest.get::<i64>(2)?.unwrap_or_default();
+        exec(c, MARK_OVERDUE, &[account_id.into(), as_of.into()])?;
+        let Some(target) = stage_for(days, &ladder) else {
+            continue;
+        };
+        let current_rank = ranks.get(&acct.stage).copied().unwrap_or_default();
+        if target.rank <= current_rank {
+            continue;
+        }
+        let passed = passed(current_rank, target, &ladder);
+        advance(c, &acct, &passed, target, invoice_id, days, as_of)?;
+        changes.push((account_id, invoice_id, target.stage.clone()));
+    }
+    Ok((changes, progress))
+}
+
 /// `billing.advance_dunning(as_of DEFAULT now()) → TABLE(account_id, invoice_id, stage)`
 /// One row per stage change made by this call, for every account with an unpaid invoice due by
-/// `as_of` (marked `overdue`). Locks those accounts in id order, one at a time. Idempotent: the
-/// same `as_of` again changes nothing and records no event twice. After missed runs it moves
-/// straight to the stage due (one row; reminders of passed stages are not sent late) and still
-/// invoices the one-time fees of the stages it passed. 22023 for a NULL or infinite `as_of`.
+/// `as_of` (marked `overdue`). Locks those accounts in id order, one at a time, waiting for busy
+/// ones. Idempotent: the same `as_of` again changes nothing and records no event twice. After
+/// missed runs it moves straight to the stage due (one row; reminders of passed stages are not
+/// sent late) and still invoices the one-time fees of the stages it passed. 22023 for a NULL or
+/// infinite `as_of`.
 #[pg_extern]
 fn advance_dunning(
     as_of: default!(Option<TimestampWithTimeZone>, "now()"),
@@ -392,43 +466,7 @@ fn advance_dunning(
             Some(_) => return Err(BillingError::invalid("as_of must be a finite timestamp")),
             None => return Err(BillingError::invalid("as_of must not be NULL")),
         };
-        with_spi(|c| {
-            let ladder = ladder(c)?;
-            let mut ranks = std::collections::HashMap::new();
-            for r in exec(c, STAGE_RANKS, &[])? {
-                ranks.insert(
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<i32>(2)?.unwrap_or_default(),
-                );
-            }
-            let mut due = Vec::new();
-            for r in exec(c, DUE_ACCOUNTS, &[as_of.into()])? {
-                due.push(r.get::<i64>(1)?.unwrap_or_default());
-            }
-            let mut changes = Vec::new();
-            for account_id in due {
-                let acct = lock(c, account_id)?;
-                let rows = exec(c, OLDEST_UNPAID, &[account_id.into(), as_of.into()])?;
-                if rows.is_empty() {
-                    continue; // paid meanwhile
-                }
-                let oldest = rows.first();
-                let invoice_id = oldest.get::<i64>(1)?.unwrap_or_default();
-                let days = oldest.get::<i64>(2)?.unwrap_or_default();
-                exec(c, MARK_OVERDUE, &[account_id.into(), as_of.into()])?;
-                let Some(target) = stage_for(days, &ladder) else {
-                    continue;
-                };
-                let current_rank = ranks.get(&acct.stage).copied().unwrap_or_default();
-                if target.rank <= current_rank {
-                    continue;
-                }
-                let passed = passed(current_rank, target, &ladder);
-                advance(c, &acct, &passed, target, invoice_id, days, as_of)?;
-                changes.push((account_id, invoice_id, target.stage.clone()));
-            }
-            Ok(changes)
-        })
+        with_spi(|c| Ok(advance_due(c, as_of, Batch::ALL, 0)?.0))
     });
     TableIterator::new(rows)
 }

@@ -10,6 +10,7 @@ use crate::events::{self, num};
 use crate::idempotency::{check_key, remember, replay, result_id, Key};
 use crate::ledger::{self, LedgerAccount, Transfer};
 use crate::money::{Money, Sign};
+use crate::scheduling::{Batch, Step};
 use crate::sql_function;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -261,12 +262,25 @@ sql_function!(
     release_reservation
 );
 
-const DUE_ACCOUNTS: &str = "
-    SELECT coalesce(array_agg(DISTINCT account_id ORDER BY account_id), '{}')
-      FROM billing.reservations WHERE status = 'pending' AND expires_at <= $1";
-
-const LOCK_ACCOUNTS: &str = "
-    SELECT id FROM billing.accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+// The accounts with holds due to expire, locked in id order (so it never deadlocks with other
+// calls); a bounded batch skips accounts another transaction holds.
+macro_rules! due_accounts_sql {
+    ($skip:literal) => {
+        concat!(
+            "
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM (
+        SELECT a.id FROM billing.accounts a
+         WHERE a.id IN (SELECT r.account_id FROM billing.reservations r
+                         WHERE r.status = 'pending' AND r.expires_at <= $1)
+         ORDER BY a.id LIMIT $2
+           FOR NO KEY UPDATE",
+            $skip,
+            ") due"
+        )
+    };
+}
+const LOCK_DUE_ACCOUNTS: &str = due_accounts_sql!("");
+const TRY_LOCK_DUE_ACCOUNTS: &str = due_accounts_sql!(" SKIP LOCKED");
 
 const EXPIRE: &str = "
     WITH r AS (UPDATE billing.reservations SET status = 'expired', resolved_at = $1
@@ -277,21 +291,36 @@ const EXPIRE: &str = "
                  FROM s WHERE a.id = s.account_id RETURNING s.n)
     SELECT coalesce(sum(n), 0)::integer FROM u";
 
+/// Expires the due holds of one batch of accounts, set-based; `full` when the batch was.
+pub fn expire_due(
+    c: &mut SpiClient<'_>,
+    as_of: TimestampWithTimeZone,
+    batch: Batch,
+) -> Result<Step> {
+    let lock = if batch.skip_locked {
+        TRY_LOCK_DUE_ACCOUNTS
+    } else {
+        LOCK_DUE_ACCOUNTS
+    };
+    let ids =
+        one::<Vec<i64>>(exec(c, lock, &[as_of.into(), batch.limit.into()])?)?.unwrap_or_default();
+    if ids.is_empty() {
+        return Ok(Step::default());
+    }
+    let full = batch.full(ids.len());
+    let done = one::<i32>(exec(c, EXPIRE, &[as_of.into(), ids.into()])?)?.unwrap_or(0);
+    Ok(Step { done, full })
+}
+
 /// `billing.expire_reservations(as_of DEFAULT now()) → integer`
 /// Releases every pending hold with `expires_at <= as_of`, set-based; returns how many.
-/// Locks the accounts concerned in id order (so it never deadlocks with other calls), then
-/// their holds. Idempotent: a second call at the same `as_of` expires nothing more.
+/// Locks the accounts concerned in id order (so it never deadlocks with other calls), waiting
+/// for busy ones, then their holds. Idempotent: a second call at the same `as_of` expires
+/// nothing more. 22023 for a NULL or infinite `as_of`.
 fn expire_reservations(a: &Args) -> Result<Ret> {
     let as_of = a.ts(0, "as_of")?;
-    let n = with_spi(|c| {
-        let ids = one::<Vec<i64>>(exec(c, DUE_ACCOUNTS, &[as_of.into()])?)?.unwrap_or_default();
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        exec(c, LOCK_ACCOUNTS, &[ids.clone().into()])?;
-        Ok(one::<i32>(exec(c, EXPIRE, &[as_of.into(), ids.into()])?)?.unwrap_or(0))
-    })?;
-    Ok(Ret::of(n))
+    let step = with_spi(|c| expire_due(c, as_of, Batch::ALL))?;
+    Ok(Ret::of(step.done))
 }
 sql_function!(
     billing_expire_reservations,

@@ -8,6 +8,12 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// Registers the extension's settings (`billing.batch_size`) when a backend loads the library.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    scheduling::register_gucs();
+}
+
 mod accounts;
 mod autorecharge;
 mod billing_cycle;
@@ -58,6 +64,11 @@ extension_sql_file!(
     "../sql/007_dump.sql",
     name = "dump",
     requires = ["usage_rollup"]
+);
+extension_sql_file!(
+    "../sql/008_seed_changes.sql",
+    name = "seed_changes",
+    requires = ["dump"]
 );
 extension_sql_file!("../sql/090_api.sql", name = "api", finalize);
 
