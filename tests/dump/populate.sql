@@ -1,6 +1,6 @@
--- A database with every kind of row, for the dump/restore round trip of ./run test.
+-- A database with every kind of row (the extension already created), for the dump/restore and
+-- upgrade checks of ./run test. Plain API calls that every released version has.
 \set ON_ERROR_STOP on
-CREATE EXTENSION billing;
 INSERT INTO billing.payment_methods VALUES ('paypal', 'PayPal');
 SELECT billing.set_rate('INR', 'sms', 'promotional', 0.25, 0.05);
 SELECT billing.create_account('INR', overdraft_limit => 50);
@@ -17,3 +17,5 @@ SELECT billing.complete_campaign(1, 90);
 SELECT billing.create_invoice(2, 40, '2026-01-05', as_of => '2026-01-01');
 SELECT count(*) FROM billing.advance_dunning('2026-01-20');
 SELECT billing.configure_auto_recharge(1, 100, 500);
+-- A seeded reference row changed by an administrator: pg_dump must keep the change.
+UPDATE billing.currencies SET recharge_max = 150000 WHERE code = 'INR';
