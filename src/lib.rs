@@ -28,6 +28,8 @@ mod idempotency;
 mod ledger;
 mod money;
 mod payments;
+#[cfg(test)]
+mod properties;
 mod rates;
 mod reports;
 mod scheduling;
