@@ -273,7 +273,7 @@ LANGUAGE sql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
                CASE WHEN jsonb_typeof(v) = 'number' AND jsonb_typeof(total -> k) = 'number'
                     THEN to_jsonb((total ->> k)::numeric + (v #>> '{}')::numeric)
                     WHEN jsonb_typeof(v) = 'null' THEN coalesce(total -> k, v)
-                    ELSE v END), '{}'::jsonb)
+                    ELSE v END), total, '{}'::jsonb)
       FROM jsonb_each(tick) AS e(k, v)
 $$;
 COMMENT ON FUNCTION billing.add_tick_reports(jsonb, jsonb) IS

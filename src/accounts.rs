@@ -197,7 +197,7 @@ const CREATE_ACCOUNT: &str = "
 /// currency, a negative or malformed limit or threshold. Not idempotent (each call is a new account).
 fn create_account(a: &Args) -> Result<Ret> {
     let currency = a.text(0, "currency")?;
-    let external_ref = a.opt_text(1);
+    let external_ref = a.opt_key_text(1, "external_ref", crate::boundary::MAX_EXTERNAL_REF_LEN)?;
     let overdraft_limit = a.amount(2, "overdraft_limit", Sign::NonNegative)?;
     let threshold = a.opt_amount(3, "low_balance_threshold", Sign::NonNegative)?;
     let id = with_spi(|c| {

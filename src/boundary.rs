@@ -67,6 +67,19 @@ impl Args {
         self.raw(i)
     }
 
+    /// A text that is a key (a category, an external reference): indexed, so it must fit an
+    /// index row; longer than `max` characters is 22023, never PostgreSQL's 54000.
+    pub fn key_text(&self, i: usize, name: &str, max: usize) -> Result<String> {
+        let t = self.text(i, name)?;
+        check_len(name, t, max)
+    }
+
+    pub fn opt_key_text(&self, i: usize, name: &str, max: usize) -> Result<Option<String>> {
+        self.opt_text(i)
+            .map(|t| check_len(name, t, max))
+            .transpose()
+    }
+
     pub fn int(&self, i: usize, name: &str) -> Result<i32> {
         self.required(i, name)
     }
@@ -228,5 +241,19 @@ pub fn standard<T>(f: impl FnOnce() -> Result<T>) -> T {
                 .report(PgLogLevel::ERROR);
             unreachable!("ERROR does not return")
         }
+    }
+}
+
+/// Longest category a rate, campaign or usage may name, and longest external reference.
+pub const MAX_CATEGORY_LEN: usize = 100;
+pub const MAX_EXTERNAL_REF_LEN: usize = 255;
+
+fn check_len(name: &str, t: String, max: usize) -> Result<String> {
+    if t.chars().count() > max {
+        Err(BillingError::invalid(format!(
+            "{name} must be at most {max} characters"
+        )))
+    } else {
+        Ok(t)
     }
 }

@@ -260,7 +260,7 @@ fn positive(name: &str, v: i32) -> Result<i32> {
 fn create_campaign(a: &Args) -> Result<Ret> {
     let account_id = a.id(0, "account_id")?;
     let channel = a.text(1, "channel")?;
-    let category = a.text(2, "category")?;
+    let category = a.key_text(2, "category", crate::boundary::MAX_CATEGORY_LEN)?;
     let audience_size = positive("audience_size", a.int(3, "audience_size")?)?;
     let units = positive("units_per_recipient", a.int(4, "units_per_recipient")?)?;
     let name = a.opt_text(5);
@@ -368,7 +368,7 @@ fn estimate_campaign(a: &Args) -> Result<Ret> {
         );
         let planned = r.get::<i64>(4)?.unwrap_or_default();
         let rate = rates::lookup(c, &currency, &channel, &category)?;
-        let (price, fee) = charge(Decimal::from(planned), rate);
+        let (price, fee) = charge(Decimal::from(planned), rate)?;
         Ok(price + fee)
     })?;
     Ok(money(cost))
@@ -403,7 +403,7 @@ fn schedule_campaign(a: &Args) -> Result<Ret> {
         let (acct, camp) = lock_campaign(c, id)?;
         require_status(&camp, &["draft", "insufficient_credits"], "schedule")?;
         let rate = rates::lookup(c, &acct.currency, &camp.channel, &camp.category)?;
-        let (price, fee) = charge(Decimal::from(camp.planned_units()), rate);
+        let (price, fee) = charge(Decimal::from(camp.planned_units()), rate)?;
         let cost = price + fee;
         if stage1(cost, acct.available()) == "insufficient_credits" {
             set_status(c, &camp, "insufficient_credits", as_of, None)?;
@@ -631,7 +631,7 @@ fn complete_campaign(a: &Args) -> Result<Ret> {
             unit_price: Decimal::ZERO,
             carrier_fee: Decimal::ZERO,
         });
-        let (price, fee) = charge(Decimal::from(units), rate);
+        let (price, fee) = charge(Decimal::from(units), rate)?;
         let at = now();
         exec(
             c,

@@ -100,10 +100,19 @@ proptest! {
     fn a_charge_splits_exactly_into_price_and_fee(
         units in amount(), unit_price in amount(), carrier_fee in amount()
     ) {
-        let (price, fee) = charge(units, Rate { unit_price, carrier_fee });
-        prop_assert_eq!(price + fee, round6(units * (unit_price + carrier_fee)));
-        prop_assert_eq!(price, round6(units * unit_price));
-        prop_assert!(price >= Decimal::ZERO && fee >= Decimal::ZERO);
+        let exact = round6(units * (unit_price + carrier_fee)); // < 1e24: no overflow here
+        match charge(units, Rate { unit_price, carrier_fee }) {
+            Ok((price, fee)) => {
+                prop_assert!(exact < Decimal::from(1_000_000_000_000_000i64));
+                prop_assert_eq!(price + fee, exact);
+                prop_assert_eq!(price, round6(units * unit_price));
+                prop_assert!(price >= Decimal::ZERO && fee >= Decimal::ZERO);
+            }
+            Err(e) => {
+                prop_assert!(exact >= Decimal::from(1_000_000_000_000_000i64));
+                prop_assert_eq!(e.sqlstate(), "22023");
+            }
+        }
     }
 
     #[test]

@@ -22,12 +22,25 @@ pub struct Rate {
 /// What `units` cost at `rate`, split into (price, carrier fee). The total is exactly the
 /// contract's `round(units × (unit_price + carrier_fee), 6)` (half away from zero); the price is
 /// `round(units × unit_price, 6)` and the fee the rest, so the split never adds or loses a unit.
-pub fn charge(units: Decimal, rate: Rate) -> (Decimal, Decimal) {
+/// A total of 1e15 or more (an amount no argument may be, and beyond any balance) is 22023, so
+/// a huge audience or rate is refused instead of overflowing.
+pub fn charge(units: Decimal, rate: Rate) -> Result<(Decimal, Decimal)> {
     let r =
         |d: Decimal| d.round_dp_with_strategy(CHARGE_SCALE, RoundingStrategy::MidpointAwayFromZero);
-    let total = r(units * (rate.unit_price + rate.carrier_fee));
-    let price = r(units * rate.unit_price);
-    (price, total - price)
+    let total = rate
+        .unit_price
+        .checked_add(rate.carrier_fee)
+        .and_then(|unit| units.checked_mul(unit))
+        .map(r)
+        .filter(|t| *t < crate::money::max_amount())
+        .ok_or_else(|| {
+            BillingError::invalid(format!(
+                "the charge for {units} units at {} + {} is out of range (must be below 1e15)",
+                rate.unit_price, rate.carrier_fee
+            ))
+        })?;
+    let price = r(units * rate.unit_price); // at most the total, so no overflow
+    Ok((price, total - price))
 }
 
 /// The ledger legs of a charge: the wallet pays, revenue takes the price, the carrier fee goes
@@ -93,7 +106,7 @@ const UPSERT: &str = "
 fn set_rate(a: &Args) -> Result<Ret> {
     let currency = a.text(0, "currency")?;
     let channel = a.text(1, "channel")?;
-    let category = a.text(2, "category")?;
+    let category = a.key_text(2, "category", crate::boundary::MAX_CATEGORY_LEN)?;
     let unit_price = a.amount(3, "unit_price", Sign::NonNegative)?;
     let carrier_fee = a.amount(4, "carrier_fee", Sign::NonNegative)?;
     if category.trim().is_empty() {
@@ -131,7 +144,7 @@ mod tests {
             unit_price: dec("0.0035"),
             carrier_fee: dec("0.0025"),
         };
-        assert_eq!(charge(dec("1000"), rate), (dec("3.5"), dec("2.5")));
+        assert_eq!(charge(dec("1000"), rate), Ok((dec("3.5"), dec("2.5"))));
         assert!(is_balanced(&charge_legs(dec("3.5"), dec("2.5"))));
     }
 
@@ -141,7 +154,7 @@ mod tests {
             unit_price: dec("0.0123455"),
             carrier_fee: dec("0"),
         };
-        assert_eq!(charge(dec("1"), rate).0, dec("0.012346"));
+        assert_eq!(charge(dec("1"), rate).unwrap().0, dec("0.012346"));
         assert_eq!(
             charge(
                 dec("1.5"),
@@ -150,6 +163,7 @@ mod tests {
                     carrier_fee: dec("0")
                 }
             )
+            .unwrap()
             .0,
             dec("0.5")
         );
@@ -163,7 +177,7 @@ mod tests {
         };
         let mut last = (dec("0"), dec("0"));
         for u in 0..50 {
-            let c = charge(Decimal::from(u), rate);
+            let c = charge(Decimal::from(u), rate).unwrap();
             assert!(c.0 >= last.0 && c.1 >= last.1);
             last = c;
         }
@@ -176,7 +190,7 @@ mod tests {
             unit_price: dec("0.0000005"),
             carrier_fee: dec("0.0000005"),
         };
-        let (price, fee) = charge(dec("3"), rate);
+        let (price, fee) = charge(dec("3"), rate).unwrap();
         assert_eq!(price + fee, dec("0.000003"));
         assert_eq!(price, dec("0.000002"));
         assert_eq!(fee, dec("0.000001"));
@@ -188,6 +202,48 @@ mod tests {
             unit_price: dec("0"),
             carrier_fee: dec("0"),
         };
-        assert_eq!(charge(dec("12"), free), (dec("0"), dec("0")));
+        assert_eq!(charge(dec("12"), free), Ok((dec("0"), dec("0"))));
+    }
+
+    #[test]
+    fn a_charge_beyond_any_amount_is_refused_not_overflowed() {
+        let huge = Rate {
+            unit_price: dec("100000000000"),
+            carrier_fee: dec("0"),
+        };
+        let units = Decimal::from(2147483647_i64 * 2147483647_i64); // audience × units per recipient
+        assert_eq!(charge(units, huge).unwrap_err().sqlstate(), "22023");
+        assert_eq!(
+            charge(
+                dec("999999999999999"),
+                Rate {
+                    unit_price: dec("999999999999999"),
+                    carrier_fee: dec("0")
+                }
+            )
+            .unwrap_err()
+            .sqlstate(),
+            "22023"
+        );
+        assert_eq!(
+            charge(
+                dec("10000"),
+                Rate {
+                    unit_price: dec("100000000000"),
+                    carrier_fee: dec("0")
+                }
+            )
+            .unwrap_err()
+            .sqlstate(),
+            "22023"
+        ); // exactly 1e15
+        assert!(charge(
+            dec("9999"),
+            Rate {
+                unit_price: dec("100000000000"),
+                carrier_fee: dec("0")
+            }
+        )
+        .is_ok());
     }
 }

@@ -68,7 +68,7 @@ fn replayed_amount(result: &Value) -> Result<Decimal> {
 fn record_usage(a: &Args) -> Result<Ret> {
     let account_id = a.id(0, "account_id")?;
     let channel = a.text(1, "channel")?;
-    let category = a.text(2, "category")?;
+    let category = a.key_text(2, "category", crate::boundary::MAX_CATEGORY_LEN)?;
     let units = a.amount(3, "units", Sign::Positive)?;
     let occurred_at = a.ts(4, "occurred_at")?;
     let key = check_key(a.opt_text(5))?;
@@ -92,7 +92,7 @@ fn record_usage(a: &Args) -> Result<Ret> {
         }
         acct.ensure_may_spend()?;
         let rate = rates::lookup(c, &acct.currency, &channel, &category)?;
-        let (price, fee) = charge(units, rate);
+        let (price, fee) = charge(units, rate)?;
         let total = price + fee;
         acct.ensure_covers(total)?;
         let id = insert(
