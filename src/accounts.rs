@@ -11,7 +11,7 @@ use crate::events;
 use crate::money::{Money, Sign};
 use crate::sql_function;
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiTupleTable};
 use rust_decimal::Decimal;
 
 /// An account row as the spending functions see it, read under the account lock.
@@ -143,10 +143,14 @@ fn read_locked(
     if rows.is_empty() {
         return Ok(None);
     }
-    let r = rows.first();
+    Ok(Some(from_row(&rows.first(), account_id)?))
+}
+
+/// The account from columns 1 to 17 of the current row, in the order of `lock_account_sql!`.
+pub fn from_row(r: &SpiTupleTable<'_>, account_id: i64) -> Result<Account> {
     let m =
         |i: usize| -> Result<Decimal> { Ok(r.get::<Money>(i)?.map(|m| m.0).unwrap_or_default()) };
-    Ok(Some(Account {
+    Ok(Account {
         id: account_id,
         currency: r.get::<String>(1)?.unwrap_or_default(),
         balance: m(2)?,
@@ -165,7 +169,7 @@ fn read_locked(
         auto_recharge_amount: r.get::<Money>(15)?.map(|m| m.0),
         auto_recharge_method: r.get::<String>(16)?,
         billing_mode: r.get::<String>(17)?.unwrap_or_default(),
-    }))
+    })
 }
 
 /// Finds the account that owns an object (reservation, payment, ...) without locking, so the
