@@ -57,6 +57,33 @@ REVOKE ALL ON PROCEDURE billing.run_tick(timestamptz, jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION billing.schedule_jobs() IS
     'Creates or updates the pg_cron job billing-tick (every minute, CALL billing.run_tick()); 55000 with a hint where pg_cron is not installed.';
 
+-- Row invariants of accounts and reservations: compiled triggers instead of CHECK constraints,
+-- which PostgreSQL re-parses in every statement (sql/001_schema.sql, src/invariants.rs) --------
+
+ALTER TABLE billing.accounts
+    DROP CONSTRAINT accounts_reserved_check,
+    DROP CONSTRAINT accounts_overdraft_limit_check,
+    DROP CONSTRAINT accounts_low_balance_threshold_check,
+    DROP CONSTRAINT accounts_billing_mode_check,
+    DROP CONSTRAINT accounts_auto_recharge_check,
+    DROP CONSTRAINT accounts_auto_recharge_threshold_check,
+    DROP CONSTRAINT accounts_auto_recharge_amount_check;
+CREATE FUNCTION billing.account_row_invariants() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'billing_account_row_invariants';
+CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.accounts
+    FOR EACH ROW EXECUTE FUNCTION billing.account_row_invariants();
+
+ALTER TABLE billing.reservations
+    DROP CONSTRAINT reservations_amount_check,
+    DROP CONSTRAINT reservations_status_check,
+    DROP CONSTRAINT reservations_check,
+    DROP CONSTRAINT resolved_iff_not_pending,
+    DROP CONSTRAINT captured_iff_status_captured;
+CREATE FUNCTION billing.reservation_row_invariants() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'billing_reservation_row_invariants';
+CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.reservations
+    FOR EACH ROW EXECUTE FUNCTION billing.reservation_row_invariants();
+
 -- Changes to seeded reference rows survive pg_dump / pg_restore (sql/008_seed_changes.sql) ---------
 
 CREATE TABLE billing.seed_rows (

@@ -25,6 +25,7 @@ mod error;
 mod events;
 mod holds;
 mod idempotency;
+mod invariants;
 mod ledger;
 mod money;
 mod payments;
