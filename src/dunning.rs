@@ -437,6 +437,9 @@ pub fn advance_due(
         }
         let passed = passed(current_rank, target, &ladder);
         advance(c, &acct, &passed, target, invoice_id, days, as_of)?;
+        // A recovery fee invoiced just now is due at as_of, so it is overdue already: marked
+        // here, not by the next call at the same as_of, which must change nothing.
+        exec(c, MARK_OVERDUE, &[account_id.into(), as_of.into()])?;
         changes.push((account_id, invoice_id, target.stage.clone()));
     }
     Ok((changes, progress))

@@ -48,7 +48,13 @@ SELECT billing.create_account('USD') AS b \gset
 SELECT billing.create_invoice(:b, 100, '2026-05-01', as_of => '2026-04-20') AS binv \gset
 SELECT * FROM billing.advance_dunning('2026-05-01') WHERE account_id = :b;
 SELECT * FROM billing.advance_dunning('2026-07-01') WHERE account_id = :b;   -- day 61
-SELECT kind, amount FROM billing.invoices WHERE account_id = :b ORDER BY id;
+SELECT kind, amount, status FROM billing.invoices WHERE account_id = :b ORDER BY id;
+-- The same as_of again changes nothing at all, the recovery fee's status included.
+CREATE TEMP TABLE b_before AS SELECT * FROM billing.invoice_records WHERE account_id = :b;
+SELECT count(*) AS again FROM billing.advance_dunning('2026-07-01') WHERE account_id = :b;
+SELECT count(*) AS changed_invoices FROM (
+    (SELECT * FROM billing.invoice_records WHERE account_id = :b EXCEPT SELECT * FROM b_before)
+    UNION ALL (SELECT * FROM b_before EXCEPT SELECT * FROM billing.invoice_records WHERE account_id = :b)) d;
 SELECT kind, count(*) FROM billing.events WHERE account_id = :b GROUP BY kind ORDER BY kind;
 
 -- The issue's case: day 0, then nothing until day 31: straight to suspended, one row, the
