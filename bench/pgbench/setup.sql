@@ -1,5 +1,6 @@
 -- pgbench data: 100,000 funded INR accounts (ledger-consistent, loaded set-based) and the bare
--- SQL baseline B0: one conditional UPDATE of an "available" column plus one ledger INSERT.
+-- SQL baseline B0: one conditional UPDATE of an "available" column plus one ledger INSERT;
+-- then W4's empty accounts and its baseline B4 (below).
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS billing CASCADE;
@@ -15,4 +16,22 @@ DROP TABLE IF EXISTS public.b0_accounts, public.b0_ledger;
 CREATE TABLE public.b0_accounts (id bigint PRIMARY KEY, available numeric NOT NULL);
 CREATE TABLE public.b0_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account_id bigint NOT NULL, amount numeric NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO public.b0_accounts SELECT id, balance FROM billing.accounts;
+
+-- W4 (apply_recharge with retries): :w4_accounts more INR accounts at balance 0, ids 100001 on,
+-- so each one's balance is exactly the sum of its recharges. Baseline B4: a payment table whose
+-- (account_id, idempotency_key) is unique, three ledger legs and a balance UPDATE.
+\if :{?w4_accounts}
+\else
+\set w4_accounts 10000
+\endif
+INSERT INTO billing.accounts (currency, balance) SELECT 'INR', 0 FROM generate_series(1, :w4_accounts);
+DROP TABLE IF EXISTS public.b4_accounts, public.b4_payments, public.b4_ledger;
+CREATE TABLE public.b4_accounts (id bigint PRIMARY KEY, balance numeric NOT NULL);
+CREATE TABLE public.b4_payments (
+    account_id bigint NOT NULL, id bigint GENERATED ALWAYS AS IDENTITY, idempotency_key text NOT NULL,
+    amount numeric NOT NULL, tax numeric NOT NULL, method text NOT NULL, status text NOT NULL DEFAULT 'succeeded',
+    created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (account_id, id), UNIQUE (account_id, idempotency_key));
+CREATE TABLE public.b4_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account_id bigint NOT NULL,
+    payment_id bigint NOT NULL, leg text NOT NULL, amount numeric NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO public.b4_accounts SELECT id, 0 FROM billing.accounts WHERE id > 100000;
 VACUUM ANALYZE;
