@@ -253,8 +253,9 @@ BEGIN
       JOIN billing.dunning_stages ps ON ps.stage = p.stage
       JOIN billing.dunning_fees f ON f.stage = p.stage AND f.currency = d.currency
      WHERE ps.rank > d.current_rank AND ps.rank <= d.target_rank AND NOT p.stage = ANY (a.dunning_fees_charged);
-    WITH i AS (INSERT INTO billing.invoice_records (account_id, kind, amount, currency, due_at, description, created_at)
-               SELECT account_id, 'recovery_fee', amount, currency, as_of, 'Recovery fee (' || stage || ')', as_of
+    -- A fee is due at as_of, so overdue at once, as the extension marks it.
+    WITH i AS (INSERT INTO billing.invoice_records (account_id, kind, amount, currency, status, due_at, description, created_at)
+               SELECT account_id, 'recovery_fee', amount, currency, 'overdue', as_of, 'Recovery fee (' || stage || ')', as_of
                  FROM w5.fee ORDER BY account_id, rank
                RETURNING account_id, id, amount, currency),
          t AS MATERIALIZED (SELECT i.*, nextval('billing.transfer_ids') AS tid FROM i),

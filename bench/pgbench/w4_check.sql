@@ -15,13 +15,13 @@ SELECT count(*) AS w4_keys,
 SELECT count(*) AS w4_payments,
        count(*) FILTER (WHERE keys <> 1) AS w4_payments_not_one_key,
        count(*) FILTER (WHERE transfers <> 1) AS w4_payments_not_credited_once
-  FROM (SELECT p.id,
-               (SELECT count(*) FROM billing.idempotency_keys k
-                 WHERE k.account_id = p.account_id AND k.operation = 'apply_recharge'
-                   AND (k.result->>'id')::bigint = p.id) AS keys,
-               (SELECT count(DISTINCT e.transfer_id) FROM billing.ledger_entries e
-                 WHERE e.account_id = p.account_id AND e.source = 'payment' AND e.source_id = p.id) AS transfers
-          FROM billing.payment_records p WHERE p.account_id >= :acc0) x \gset
+  FROM (SELECT p.id, coalesce(k.keys, 0) AS keys, coalesce(e.transfers, 0) AS transfers
+          FROM billing.payment_records p
+          LEFT JOIN (SELECT (result->>'id')::bigint AS id, count(*) AS keys FROM billing.idempotency_keys
+                      WHERE operation = 'apply_recharge' AND account_id >= :acc0 GROUP BY 1) k ON k.id = p.id
+          LEFT JOIN (SELECT source_id AS id, count(DISTINCT transfer_id) AS transfers FROM billing.ledger_entries
+                      WHERE source = 'payment' AND account_id >= :acc0 GROUP BY 1) e ON e.id = p.id
+         WHERE p.account_id >= :acc0) x \gset
 SELECT count(*) FILTER (WHERE a.balance <> coalesce(p.total, 0)) AS w4_balance_not_recharges,
        count(*) FILTER (WHERE a.balance <> coalesce(e.total, 0)) AS w4_balance_not_entries,
        coalesce(sum(a.balance), 0) AS w4_credited
@@ -33,8 +33,9 @@ SELECT count(*) FILTER (WHERE a.balance <> coalesce(p.total, 0)) AS w4_balance_n
  WHERE a.id >= :acc0 \gset
 SELECT count(*) AS b4_payments,
        count(*) FILTER (WHERE legs <> 3) AS b4_payments_not_three_legs
-  FROM (SELECT p.id, (SELECT count(*) FROM public.b4_ledger l WHERE l.payment_id = p.id) AS legs
-          FROM public.b4_payments p) x \gset
+  FROM (SELECT p.id, count(l.payment_id) AS legs
+          FROM public.b4_payments p LEFT JOIN public.b4_ledger l ON l.payment_id = p.id
+         GROUP BY p.id) x \gset
 SELECT count(*) FILTER (WHERE a.balance <> coalesce(p.total, 0)) AS b4_balance_not_payments,
        count(*) FILTER (WHERE a.balance <> coalesce(l.total, 0)) AS b4_balance_not_entries
   FROM public.b4_accounts a
