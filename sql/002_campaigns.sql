@@ -25,9 +25,9 @@ CREATE TABLE billing.usage (
     id          bigint GENERATED ALWAYS AS IDENTITY,
     channel     text NOT NULL REFERENCES billing.channels (channel),
     category    text NOT NULL,
-    units       numeric NOT NULL CHECK (units >= 0),
-    price       numeric NOT NULL CHECK (price >= 0),
-    carrier_fee numeric NOT NULL CHECK (carrier_fee >= 0),
+    units       numeric NOT NULL,
+    price       numeric NOT NULL,
+    carrier_fee numeric NOT NULL,
     amount      numeric NOT NULL GENERATED ALWAYS AS (price + carrier_fee) STORED,
     occurred_at timestamptz NOT NULL,
     campaign_id bigint,
@@ -37,6 +37,12 @@ CREATE TABLE billing.usage (
 COMMENT ON TABLE billing.usage IS
         'Units charged: record_usage and completed campaigns. amount = round(units x (unit_price + carrier_fee), 6), split into price (round(units x unit_price, 6), to revenue) and carrier_fee (the rest, passed through).';
 CREATE INDEX usage_account_time ON billing.usage (account_id, occurred_at);
+-- units, price and carrier_fee >= 0 (src/invariants.rs: a compiled trigger, not CHECKs, for the
+-- reason given at billing.accounts).
+CREATE FUNCTION billing.usage_row_invariants() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'billing_usage_row_invariants';
+CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.usage
+    FOR EACH ROW EXECUTE FUNCTION billing.usage_row_invariants();
 
 CREATE TABLE billing.campaigns (
     account_id          bigint NOT NULL REFERENCES billing.accounts (id),

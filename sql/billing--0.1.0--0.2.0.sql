@@ -84,6 +84,23 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'billing_reservation_row_invariants';
 CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.reservations
     FOR EACH ROW EXECUTE FUNCTION billing.reservation_row_invariants();
 
+ALTER TABLE billing.ledger_entries
+    DROP CONSTRAINT ledger_entries_ledger_account_check,
+    DROP CONSTRAINT ledger_entries_amount_check;
+CREATE FUNCTION billing.ledger_row_invariants() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'billing_ledger_row_invariants';
+CREATE TRIGGER row_invariants BEFORE INSERT ON billing.ledger_entries
+    FOR EACH ROW EXECUTE FUNCTION billing.ledger_row_invariants();
+
+ALTER TABLE billing.usage
+    DROP CONSTRAINT usage_units_check,
+    DROP CONSTRAINT usage_price_check,
+    DROP CONSTRAINT usage_carrier_fee_check;
+CREATE FUNCTION billing.usage_row_invariants() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'billing_usage_row_invariants';
+CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.usage
+    FOR EACH ROW EXECUTE FUNCTION billing.usage_row_invariants();
+
 -- Changes to seeded reference rows survive pg_dump / pg_restore (sql/008_seed_changes.sql) ---------
 
 CREATE TABLE billing.seed_rows (

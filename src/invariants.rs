@@ -1,5 +1,5 @@
-//! Row invariants of the two tables every hold and charge writes (`accounts`, `reservations`),
-//! checked by compiled BEFORE triggers instead of CHECK constraints.
+//! Row invariants of the tables every hold and charge writes (`accounts`, `reservations`,
+//! `ledger_entries`, `usage`), checked by compiled BEFORE triggers instead of CHECK constraints.
 //!
 //! Why: PostgreSQL parses and plans a table's CHECK expressions anew in every statement that
 //! writes the table (ExecRelCheck builds them per executor, from their stored text). Under
@@ -126,6 +126,46 @@ pub fn reservation_rule(
     }
 }
 
+/// The ledger accounts a leg may name.
+pub const LEDGER_ACCOUNTS: [&str; 6] = [
+    "wallet",
+    "payments_clearing",
+    "tax_payable",
+    "revenue",
+    "carrier_fees_payable",
+    "receivables",
+];
+
+/// A ledger leg: a known ledger account and an amount that is not zero.
+pub fn ledger_rule(ledger_account: Option<&str>, amount: Option<Ordering>) -> Result<(), Broken> {
+    let t = "ledger_entries";
+    if !ledger_account.is_none_or(|a| LEDGER_ACCOUNTS.contains(&a)) {
+        return Err(Broken(t, "ledger_entries_ledger_account_check"));
+    }
+    if amount == Some(Ordering::Equal) {
+        return Err(Broken(t, "ledger_entries_amount_check"));
+    }
+    Ok(())
+}
+
+/// A usage row: units, price and carrier fee not negative.
+pub fn usage_rule(
+    units: Option<Ordering>,
+    price: Option<Ordering>,
+    carrier_fee: Option<Ordering>,
+) -> Result<(), Broken> {
+    let t = "usage";
+    let checks = [
+        (at_least_zero(units), "usage_units_check"),
+        (at_least_zero(price), "usage_price_check"),
+        (at_least_zero(carrier_fee), "usage_carrier_fee_check"),
+    ];
+    match checks.iter().find(|(ok, _)| !ok) {
+        Some((_, name)) => Err(Broken(t, name)),
+        None => Ok(()),
+    }
+}
+
 fn refuse(Broken(table, constraint): Broken) -> ! {
     ereport!(
         PgLogLevel::ERROR,
@@ -178,6 +218,43 @@ fn reservation_row_invariants<'a>(
         text(&row, "status").as_deref(),
         captured,
         has_timestamp(&row, "resolved_at"),
+    ) {
+        refuse(b);
+    }
+    Ok(Some(row))
+}
+
+/// `billing.ledger_row_invariants()`: BEFORE INSERT trigger of billing.ledger_entries (which
+/// refuses UPDATE and DELETE by another trigger). Reads nothing but the new row; 23514.
+#[pg_trigger(sql = false)]
+fn ledger_row_invariants<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<Row<'a>>, std::convert::Infallible> {
+    let row = trigger
+        .new()
+        .expect("a row trigger on INSERT has a new row");
+    if let Err(b) = ledger_rule(
+        text(&row, "ledger_account").as_deref(),
+        sign(&row, "amount"),
+    ) {
+        refuse(b);
+    }
+    Ok(Some(row))
+}
+
+/// `billing.usage_row_invariants()`: BEFORE INSERT OR UPDATE trigger of billing.usage. Reads
+/// nothing but the new row; 23514.
+#[pg_trigger(sql = false)]
+fn usage_row_invariants<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<Row<'a>>, std::convert::Infallible> {
+    let row = trigger
+        .new()
+        .expect("a row trigger on INSERT or UPDATE has a new row");
+    if let Err(b) = usage_rule(
+        sign(&row, "units"),
+        sign(&row, "price"),
+        sign(&row, "carrier_fee"),
     ) {
         refuse(b);
     }
@@ -280,6 +357,34 @@ mod tests {
             "captured_iff_status_captured"
         );
     }
+
+    #[test]
+    fn ledger_and_usage_rules_are_the_checks_they_replace() {
+        for a in LEDGER_ACCOUNTS {
+            assert!(ledger_rule(Some(a), Some(N)).is_ok());
+        }
+        assert_eq!(
+            ledger_rule(Some("cash"), Some(P)).unwrap_err().1,
+            "ledger_entries_ledger_account_check"
+        );
+        assert_eq!(
+            ledger_rule(Some("wallet"), Some(Z)).unwrap_err().1,
+            "ledger_entries_amount_check"
+        );
+        assert!(usage_rule(Some(Z), Some(Z), Some(Z)).is_ok());
+        assert_eq!(
+            usage_rule(Some(N), Some(Z), Some(Z)).unwrap_err().1,
+            "usage_units_check"
+        );
+        assert_eq!(
+            usage_rule(Some(Z), Some(N), Some(Z)).unwrap_err().1,
+            "usage_price_check"
+        );
+        assert_eq!(
+            usage_rule(Some(Z), Some(Z), Some(N)).unwrap_err().1,
+            "usage_carrier_fee_check"
+        );
+    }
 }
 
 /// The SQL-visible entry point of a row trigger (`LANGUAGE c`, symbol `$symbol`): called as
@@ -323,4 +428,14 @@ row_trigger!(
     billing_reservation_row_invariants,
     pg_finfo_billing_reservation_row_invariants,
     reservation_row_invariants_wrapper
+);
+row_trigger!(
+    billing_ledger_row_invariants,
+    pg_finfo_billing_ledger_row_invariants,
+    ledger_row_invariants_wrapper
+);
+row_trigger!(
+    billing_usage_row_invariants,
+    pg_finfo_billing_usage_row_invariants,
+    usage_row_invariants_wrapper
 );
