@@ -1,0 +1,68 @@
+-- The database's own rules, for writes that bypass the API (as the owner can): the compiled
+-- row_invariants triggers refuse what the CHECK constraints they replace refused, with the same
+-- names; and changes to seeded reference rows are recorded for pg_dump and applied on restore.
+\i tests/regress/include/fresh.sql
+
+SELECT billing.set_rate('INR', 'sms', 'promotional', 0.25);
+SELECT billing.create_account('INR') AS a \gset
+SELECT billing.apply_recharge(:a, 1000) IS NOT NULL AS recharged;
+SELECT billing.reserve_credits(:a, 100) AS r \gset
+SELECT billing.record_usage(:a, 'sms', 'promotional', 4) AS charged;
+
+SELECT label, pg_temp.err(stmt) AS result
+  FROM (VALUES
+    ('accounts: reserved below 0',        'UPDATE billing.accounts SET reserved = -1 WHERE id = 1'),
+    ('accounts: negative overdraft',      'UPDATE billing.accounts SET overdraft_limit = -1 WHERE id = 1'),
+    ('accounts: negative threshold',      'UPDATE billing.accounts SET low_balance_threshold = -0.01 WHERE id = 1'),
+    ('accounts: unknown billing mode',    'UPDATE billing.accounts SET billing_mode = ''monthly'' WHERE id = 1'),
+    ('accounts: unknown auto-recharge',   'UPDATE billing.accounts SET auto_recharge = ''on'' WHERE id = 1'),
+    ('accounts: negative AR threshold',   'UPDATE billing.accounts SET auto_recharge_threshold = -1 WHERE id = 1'),
+    ('accounts: zero AR amount',          'UPDATE billing.accounts SET auto_recharge_amount = 0 WHERE id = 1'),
+    ('accounts: overdrawn (the CHECK)',   'UPDATE billing.accounts SET balance = -1 WHERE id = 1'),
+    ('accounts: insert a bad row',        'INSERT INTO billing.accounts (currency, reserved) VALUES (''INR'', -5)'),
+    ('holds: amount 0',                   'INSERT INTO billing.reservations (account_id, amount) VALUES (1, 0)'),
+    ('holds: unknown status',             'INSERT INTO billing.reservations (account_id, amount, status) VALUES (1, 5, ''held'')'),
+    ('holds: resolved yet pending',       'INSERT INTO billing.reservations (account_id, amount, resolved_at) VALUES (1, 5, now())'),
+    ('holds: released, no resolved_at',   'INSERT INTO billing.reservations (account_id, amount, status) VALUES (1, 5, ''released'')'),
+    ('holds: captured more than held',    'INSERT INTO billing.reservations (account_id, amount, status, captured, resolved_at) VALUES (1, 5, ''captured'', 6, now())'),
+    ('holds: captured without amount',    'INSERT INTO billing.reservations (account_id, amount, status, resolved_at) VALUES (1, 5, ''captured'', now())'),
+    ('holds: a captured amount, released','INSERT INTO billing.reservations (account_id, amount, status, captured, resolved_at) VALUES (1, 5, ''released'', 1, now())'),
+    ('ledger: unknown ledger account',    'INSERT INTO billing.ledger_entries (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id) VALUES (1, 999, ''cash'', ''INR'', 1, ''x'', ''y'', 1)'),
+    ('ledger: a zero leg',                'INSERT INTO billing.ledger_entries (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id) VALUES (1, 999, ''wallet'', ''INR'', 0, ''x'', ''y'', 1)'),
+    ('usage: negative units',             'INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at) VALUES (1, ''sms'', ''x'', -1, 0, 0, now())'),
+    ('usage: negative price',             'UPDATE billing.usage SET price = -1'),
+    ('usage: negative carrier fee',       'UPDATE billing.usage SET carrier_fee = -1'),
+    ('a rule trigger called directly',    'SELECT billing.account_row_invariants()'),
+    ('a valid direct write passes',       'UPDATE billing.accounts SET low_balance_threshold = 50 WHERE id = 1')
+  ) AS t(label, stmt);
+SELECT check_name, ok FROM billing.verify_ledger() WHERE NOT ok;
+
+-- Changes to seeded rows are recorded (the row as it now is; NULL when deleted); a changed key
+-- counts as deleting the seeded row; rows administrators added are not recorded (pg_dump keeps
+-- them by itself).
+UPDATE billing.currencies SET recharge_max = 150000 WHERE code = 'INR';
+UPDATE billing.currencies SET tax_rate = 0.12 WHERE code = 'INR';
+INSERT INTO billing.payment_methods VALUES ('paypal', 'PayPal');
+UPDATE billing.payment_methods SET description = 'PayPal account' WHERE code = 'paypal';
+DELETE FROM billing.payment_methods WHERE code = 'wallet';
+UPDATE billing.dunning_fees SET amount = 750 WHERE stage = 'archived' AND currency = 'INR';
+UPDATE billing.channels SET channel = 'rcs' WHERE channel = 'whatsapp';
+SELECT table_name, key, new_row ->> 'recharge_max' AS recharge_max, new_row ->> 'tax_rate' AS tax_rate,
+       new_row ->> 'amount' AS fee, new_row IS NULL AS deleted
+  FROM billing.seed_changes ORDER BY table_name, key::text;
+
+-- On restore (replica mode) a restored change is applied to the freshly seeded row; otherwise
+-- inserting into seed_changes changes nothing else.
+UPDATE billing.currencies SET recharge_max = 100000, tax_rate = 0.18 WHERE code = 'INR';
+DELETE FROM billing.seed_changes WHERE table_name = 'currencies';
+INSERT INTO billing.seed_changes (table_name, key, new_row)
+SELECT 'currencies', '{"code": "INR"}', to_jsonb(c) || '{"recharge_max": 99000}' FROM billing.currencies c WHERE code = 'INR';
+SELECT recharge_max AS not_in_replica_mode FROM billing.currencies WHERE code = 'INR';
+DELETE FROM billing.seed_changes WHERE table_name = 'currencies';
+SET session_replication_role = replica;
+INSERT INTO billing.seed_changes (table_name, key, new_row)
+SELECT 'currencies', '{"code": "INR"}', to_jsonb(c) || '{"recharge_max": 99000}' FROM billing.currencies c WHERE code = 'INR';
+INSERT INTO billing.seed_changes (table_name, key, new_row) VALUES ('payment_methods', '{"code": "upi"}', NULL);
+RESET session_replication_role;
+SELECT recharge_max AS applied_on_restore, tax_rate FROM billing.currencies WHERE code = 'INR';
+SELECT count(*) AS upi_left FROM billing.payment_methods WHERE code = 'upi';
