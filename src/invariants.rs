@@ -46,6 +46,14 @@ fn above_zero(s: Option<Ordering>) -> bool {
     s.is_none() || s == Some(Ordering::Greater)
 }
 
+/// The first rule broken, by the name of the CHECK it replaces.
+fn first_broken(table: &'static str, rules: &[(bool, &'static str)]) -> Result<(), Broken> {
+    match rules.iter().find(|(ok, _)| !ok) {
+        Some((_, name)) => Err(Broken(table, name)),
+        None => Ok(()),
+    }
+}
+
 /// The account rules: limits and thresholds not negative, an auto-recharge amount above 0, and
 /// the two state columns within their words.
 pub fn account_rule(
@@ -85,10 +93,7 @@ pub fn account_rule(
             "accounts_auto_recharge_amount_check",
         ),
     ];
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, name)) => Err(Broken(t, name)),
-        None => Ok(()),
-    }
+    first_broken(t, &checks)
 }
 
 /// The hold rules: an amount above 0, a known status, resolved exactly when not pending, a
@@ -120,10 +125,7 @@ pub fn reservation_rule(
             "captured_iff_status_captured",
         ),
     ];
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, name)) => Err(Broken(t, name)),
-        None => Ok(()),
-    }
+    first_broken(t, &checks)
 }
 
 /// The ledger accounts a leg may name.
@@ -138,14 +140,19 @@ pub const LEDGER_ACCOUNTS: [&str; 6] = [
 
 /// A ledger leg: a known ledger account and an amount that is not zero.
 pub fn ledger_rule(ledger_account: Option<&str>, amount: Option<Ordering>) -> Result<(), Broken> {
-    let t = "ledger_entries";
-    if !ledger_account.is_none_or(|a| LEDGER_ACCOUNTS.contains(&a)) {
-        return Err(Broken(t, "ledger_entries_ledger_account_check"));
-    }
-    if amount == Some(Ordering::Equal) {
-        return Err(Broken(t, "ledger_entries_amount_check"));
-    }
-    Ok(())
+    first_broken(
+        "ledger_entries",
+        &[
+            (
+                ledger_account.is_none_or(|a| LEDGER_ACCOUNTS.contains(&a)),
+                "ledger_entries_ledger_account_check",
+            ),
+            (
+                amount != Some(Ordering::Equal),
+                "ledger_entries_amount_check",
+            ),
+        ],
+    )
 }
 
 /// A usage row: units, price and carrier fee not negative.
@@ -160,10 +167,7 @@ pub fn usage_rule(
         (at_least_zero(price), "usage_price_check"),
         (at_least_zero(carrier_fee), "usage_carrier_fee_check"),
     ];
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, name)) => Err(Broken(t, name)),
-        None => Ok(()),
-    }
+    first_broken(t, &checks)
 }
 
 fn refuse(Broken(table, constraint): Broken) -> ! {
