@@ -134,6 +134,20 @@ pub fn try_lock(client: &mut SpiClient<'_>, account_id: i64) -> Result<Option<Ac
     read_locked(client, TRY_LOCK_ACCOUNT, account_id)
 }
 
+/// The lock a batch step takes: waiting (`lock`, P0002 if unknown) for a direct call, or
+/// `try_lock` (None for a busy account, which the next batch takes) for a tick.
+pub fn lock_for(
+    client: &mut SpiClient<'_>,
+    account_id: i64,
+    batch: crate::scheduling::Batch,
+) -> Result<Option<Account>> {
+    if batch.skip_locked {
+        try_lock(client, account_id)
+    } else {
+        lock(client, account_id).map(Some)
+    }
+}
+
 fn read_locked(
     client: &mut SpiClient<'_>,
     sql: &'static str,

@@ -2,7 +2,7 @@
 //! invoiced once per calendar month and the wallet reset to zero, the debt moving to
 //! receivables in the ledger.
 
-use crate::accounts::{apply_overdraft_limit, lock, try_lock};
+use crate::accounts::{apply_overdraft_limit, lock, lock_for};
 use crate::boundary::{Args, Ret};
 use crate::db::{exec, one, with_spi};
 use crate::error::{BillingError, Result};
@@ -54,13 +54,8 @@ pub fn close_due(
     let full = batch.full(ids.len());
     let mut invoiced = 0;
     for id in ids {
-        let acct = if batch.skip_locked {
-            match try_lock(c, id)? {
-                Some(acct) => acct,
-                None => continue, // busy: the next batch of this close takes it
-            }
-        } else {
-            lock(c, id)?
+        let Some(acct) = lock_for(c, id, batch)? else {
+            continue; // busy: the next batch of this close takes it
         };
         if acct.balance >= Decimal::ZERO {
             continue;
@@ -98,7 +93,7 @@ pub fn close_due(
             "kind": "period_close",
             "amount": num(debt),
             "currency": acct.currency,
-                            "due_at": due_at,
+            "due_at": due_at,
         });
         emit(c, id, "invoice_created", payload, as_of)?;
         invoiced += 1;

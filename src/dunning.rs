@@ -7,7 +7,7 @@
 //! after missed ones moves straight to the stage due and still applies the one-time fees of the
 //! stages it passed.
 
-use crate::accounts::{lock, owner_of, try_lock, Account};
+use crate::accounts::{lock, lock_for, owner_of, Account};
 use crate::boundary::{Args, Ret};
 use crate::db::{exec, insert_id, one, with_spi};
 use crate::error::{BillingError, Result};
@@ -412,13 +412,8 @@ pub fn advance_due(
     };
     let mut changes = Vec::new();
     for account_id in due {
-        let acct = if batch.skip_locked {
-            match try_lock(c, account_id)? {
-                Some(acct) => acct,
-                None => continue, // busy: the next pass over the accounts takes it
-            }
-        } else {
-            lock(c, account_id)?
+        let Some(acct) = lock_for(c, account_id, batch)? else {
+            continue; // busy: the next pass over the accounts takes it
         };
         let rows = exec(c, OLDEST_UNPAID, &[account_id.into(), as_of.into()])?;
         if rows.is_empty() {

@@ -125,8 +125,9 @@ fn reserve_at_once(
 /// `billing.reserve_credits(account_id, amount, reference, expires_at, idempotency_key) → bigint`
 /// Locks the account (without a key, by the one UPDATE that holds, when the hold is allowed).
 /// Raises BL004 if the account may not spend, BL001 if `available < amount` (with required,
-/// available, shortfall), 22023 for a malformed amount, P0002 for an unknown account. Idempotent with a key: the same arguments return the same id and hold nothing more;
-/// other arguments raise BL006. May record `low_balance`.
+/// available, shortfall), 22023 for a malformed amount, P0002 for an unknown account.
+/// Idempotent with a key: the same arguments return the same id and hold nothing more; other
+/// arguments raise BL006. May record `low_balance`.
 fn reserve_credits(a: &Args) -> Result<Ret> {
     let account_id = a.id(0, "account_id")?;
     let amount = a.amount(1, "amount", Sign::Positive)?;
