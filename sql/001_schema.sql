@@ -109,20 +109,33 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'billing_account_row_invariants';
 CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.accounts
     FOR EACH ROW EXECUTE FUNCTION billing.account_row_invariants();
 
--- An account's currency is fixed: its ledger, holds and invoices are all in it, and the account
--- lock joins billing.currencies on it (src/accounts.rs). Fires only for UPDATEs naming it.
-CREATE FUNCTION billing.refuse_currency_change() RETURNS trigger
+-- An account is never deleted, and its id and currency never change: its ledger, holds and
+-- invoices refer to it and are all in its currency, the account lock joins billing.currencies on
+-- it (src/accounts.rs), and the ledger's legs are checked against it without a lock
+-- (check_transfers_balanced below). Dunning's last stage closes an account; it keeps the row.
+CREATE FUNCTION billing.refuse_account_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    IF NEW.currency IS DISTINCT FROM OLD.currency THEN
-        RAISE EXCEPTION 'account %: the currency of an account cannot change (% -> %)', OLD.id, OLD.currency, NEW.currency
-            USING ERRCODE = 'check_violation';
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.currency IS DISTINCT FROM OLD.currency THEN
+            RAISE EXCEPTION 'account %: the currency of an account cannot change (% -> %)', OLD.id, OLD.currency, NEW.currency
+                USING ERRCODE = 'check_violation';
+        END IF;
+        IF NEW.id IS DISTINCT FROM OLD.id THEN
+            RAISE EXCEPTION 'account %: the id of an account cannot change (-> %)', OLD.id, NEW.id
+                USING ERRCODE = 'check_violation';
+        END IF;
+        RETURN NEW;
     END IF;
-    RETURN NEW;
+    RAISE EXCEPTION 'billing.accounts keeps every account: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'An account is closed by the dunning ladder (stage deleted), never removed: the ledger refers to it.';
 END;
 $$;
-CREATE TRIGGER accounts_currency_fixed BEFORE UPDATE OF currency ON billing.accounts
-    FOR EACH ROW EXECUTE FUNCTION billing.refuse_currency_change();
+CREATE TRIGGER accounts_key_fixed BEFORE UPDATE OF id, currency OR DELETE ON billing.accounts
+    FOR EACH ROW EXECUTE FUNCTION billing.refuse_account_change();
+CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON billing.accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_account_change();
 
 -- Two-phase holds ------------------------------------------------------------------------------------
 
@@ -163,12 +176,14 @@ CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.reservations
 -- A wallet (what the platform owes the customer) and revenue grow with credits; cash received
 -- (payments_clearing) and receivables are assets and so carry negative sums. Every transfer's
 -- entries sum to zero.
+-- No foreign keys: account_id and currency are checked once per statement, against the account's
+-- own currency, by the trigger ledger_entries_balanced (see check_transfers_balanced).
 CREATE TABLE billing.ledger_entries (
-    account_id     bigint NOT NULL REFERENCES billing.accounts (id),
+    account_id     bigint NOT NULL,
     id             bigint GENERATED ALWAYS AS IDENTITY,
     transfer_id    bigint NOT NULL,
     ledger_account text NOT NULL,
-    currency       text NOT NULL REFERENCES billing.currencies (code),
+    currency       text NOT NULL,
     amount         numeric NOT NULL,
     kind           text NOT NULL,
     source         text NOT NULL,
@@ -203,25 +218,11 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'billing_ledger_row_invariants';
 CREATE TRIGGER row_invariants BEFORE INSERT ON billing.ledger_entries
     FOR EACH ROW EXECUTE FUNCTION billing.ledger_row_invariants();
 
+-- Once per statement, over the entries it inserted (src/ledger.rs, compiled): each transfer sums
+-- to zero in one currency, and each leg belongs to an existing account and is in its currency.
+-- It replaces a PL/pgSQL check and the table's foreign keys (docs/performance.md).
 CREATE FUNCTION billing.check_transfers_balanced() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-DECLARE
-    bad record;
-BEGIN
-    SELECT transfer_id, sum(amount) AS total, count(DISTINCT currency) AS currencies
-      INTO bad
-      FROM new_entries
-     GROUP BY transfer_id
-    HAVING sum(amount) <> 0 OR count(DISTINCT currency) > 1
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'ledger transfer % is unbalanced: entries sum to % in % currencies',
-            bad.transfer_id, bad.total, bad.currencies
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END;
-$$;
+LANGUAGE c AS 'MODULE_PATHNAME', 'billing_check_transfers_balanced';
 CREATE TRIGGER ledger_entries_balanced AFTER INSERT ON billing.ledger_entries
     REFERENCING NEW TABLE AS new_entries
     FOR EACH STATEMENT EXECUTE FUNCTION billing.check_transfers_balanced();

@@ -14,26 +14,9 @@ CREATE TABLE billing.usage_daily (
 COMMENT ON TABLE billing.usage_daily IS
     'billing.usage summed per account, UTC day, channel and category; maintained by triggers on billing.usage.';
 
+-- Compiled (src/reports.rs): one grouped upsert per statement, from the transition tables.
 CREATE FUNCTION billing.roll_up_usage() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
-        SELECT account_id, (occurred_at AT TIME ZONE 'UTC')::date, channel, category, -sum(units), -sum(amount)
-          FROM old_rows GROUP BY 1, 2, 3, 4
-        ON CONFLICT (account_id, day, channel, category)
-        DO UPDATE SET units = d.units + EXCLUDED.units, amount = d.amount + EXCLUDED.amount;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
-        SELECT account_id, (occurred_at AT TIME ZONE 'UTC')::date, channel, category, sum(units), sum(amount)
-          FROM new_rows GROUP BY 1, 2, 3, 4
-        ON CONFLICT (account_id, day, channel, category)
-        DO UPDATE SET units = d.units + EXCLUDED.units, amount = d.amount + EXCLUDED.amount;
-    END IF;
-    RETURN NULL;
-END;
-$$;
+LANGUAGE c AS 'MODULE_PATHNAME', 'billing_roll_up_usage';
 CREATE TRIGGER usage_roll_up_insert AFTER INSERT ON billing.usage
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION billing.roll_up_usage();
 CREATE TRIGGER usage_roll_up_update AFTER UPDATE ON billing.usage

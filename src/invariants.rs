@@ -391,10 +391,10 @@ mod tests {
     }
 }
 
-/// The SQL-visible entry point of a row trigger (`LANGUAGE c`, symbol `$symbol`): called as
+/// The SQL-visible entry point of a compiled trigger (`LANGUAGE c`, symbol `$symbol`): called as
 /// anything but a trigger it raises 0A000, as PL/pgSQL trigger functions do, instead of the
 /// pgrx wrapper's internal error; as a trigger it runs the pgrx wrapper.
-macro_rules! row_trigger {
+macro_rules! trigger_symbol {
     ($symbol:ident, $finfo:ident, $wrapper:ident) => {
         #[unsafe(no_mangle)]
         #[doc(hidden)]
@@ -423,22 +423,23 @@ macro_rules! row_trigger {
         }
     };
 }
-row_trigger!(
+pub(crate) use trigger_symbol;
+trigger_symbol!(
     billing_account_row_invariants,
     pg_finfo_billing_account_row_invariants,
     account_row_invariants_wrapper
 );
-row_trigger!(
+trigger_symbol!(
     billing_reservation_row_invariants,
     pg_finfo_billing_reservation_row_invariants,
     reservation_row_invariants_wrapper
 );
-row_trigger!(
+trigger_symbol!(
     billing_ledger_row_invariants,
     pg_finfo_billing_ledger_row_invariants,
     ledger_row_invariants_wrapper
 );
-row_trigger!(
+trigger_symbol!(
     billing_usage_row_invariants,
     pg_finfo_billing_usage_row_invariants,
     usage_row_invariants_wrapper

@@ -9,9 +9,13 @@
 use crate::db::{exec, with_spi};
 use crate::error::{BillingError, Result};
 use crate::money::Money;
+use crate::transition::{self, Table};
+use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
+use pgrx::AllocatedByPostgres;
 use rust_decimal::Decimal;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Ledger accounts. `Wallet` is the customer's own; the others are per-currency system
 /// accounts, kept as per-customer sub-ledgers (no hot row) and summed on demand.
@@ -105,6 +109,142 @@ pub fn post(client: &mut SpiClient<'_>, t: Transfer<'_>) -> Result<()> {
         ],
     )?;
     Ok(())
+}
+
+// The statement trigger ledger_entries_balanced ----------------------------------------------------
+
+/// A transfer a statement left unbalanced: its id, what its legs sum to, in how many currencies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unbalanced<N> {
+    pub transfer_id: i64,
+    pub total: N,
+    pub currencies: usize,
+}
+
+/// The transfer of lowest id among `legs` (transfer id, amount, currency) whose legs do not sum
+/// to zero or are in more than one currency. Generic over the number type: the trigger sums
+/// PostgreSQL numerics (any size), the tests use `Decimal`.
+pub fn first_unbalanced<N>(
+    legs: impl IntoIterator<Item = (i64, N, String)>,
+    zero: N,
+) -> Option<Unbalanced<N>>
+where
+    N: Clone + PartialEq + std::ops::Add<Output = N>,
+{
+    let mut transfers: BTreeMap<i64, (N, BTreeSet<String>)> = BTreeMap::new();
+    for (transfer_id, amount, currency) in legs {
+        let t = transfers
+            .entry(transfer_id)
+            .or_insert_with(|| (zero.clone(), BTreeSet::new()));
+        t.0 = t.0.clone() + amount;
+        t.1.insert(currency);
+    }
+    transfers
+        .into_iter()
+        .find(|(_, (total, currencies))| *total != zero || currencies.len() > 1)
+        .map(|(transfer_id, (total, currencies))| Unbalanced {
+            transfer_id,
+            total,
+            currencies: currencies.len(),
+        })
+}
+
+// The trigger itself, in a module of its own because of the name `Result`.
+mod balanced_trigger {
+    use super::*;
+    // pg_trigger's expansion names `Result`: the std one, not crate::error's.
+    use std::result::Result;
+
+    // Each (account, currency) a statement's legs name, against the account's own currency: a leg
+    // must belong to an existing account and be in its currency. This replaces the foreign keys of
+    // ledger_entries (one SPI query and a KEY SHARE lock per leg, the lock on the one hot
+    // currencies row shared by every charge): one query per statement, no lock, because an
+    // account is never deleted and its id and currency never change (triggers on billing.accounts).
+    // Names are qualified: a trigger runs under the caller's search_path (direct DML).
+    const LEG_ACCOUNTS: &str = "
+    SELECT t.account_id, t.currency, a.currency
+      FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]))
+           AS t(account_id, currency)
+      LEFT JOIN billing.accounts a ON a.id OPERATOR(pg_catalog.=) t.account_id
+     WHERE a.currency IS DISTINCT FROM t.currency
+     LIMIT 1";
+
+    /// `billing.check_transfers_balanced()`: AFTER INSERT FOR EACH STATEMENT trigger of
+    /// billing.ledger_entries (`REFERENCING NEW TABLE`). Reads the statement's new entries and one
+    /// row of billing.accounts per distinct account, locks nothing. 23514 when a transfer does not
+    /// sum to zero in one currency or a leg is not in its account's currency; 23503 for a leg of an
+    /// unknown account.
+    #[pg_trigger(sql = false)]
+    fn check_transfers_balanced<'a>(
+        trigger: &'a PgTrigger<'a>,
+    ) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible>
+    {
+        let mut legs = Vec::new();
+        let mut accounts = BTreeSet::new();
+        transition::for_each_row(
+            trigger,
+            Table::New,
+            &["transfer_id", "account_id", "currency", "amount"],
+            |row| {
+                let transfer_id: i64 = transition::get(row[0]).unwrap_or_default();
+                let account_id: i64 = transition::get(row[1]).unwrap_or_default();
+                let currency: String = transition::get(row[2]).unwrap_or_default();
+                let amount: AnyNumeric = transition::get(row[3]).unwrap_or_default();
+                accounts.insert((account_id, currency.clone()));
+                legs.push((transfer_id, amount, currency));
+            },
+        );
+        if let Some(bad) = first_unbalanced(legs, AnyNumeric::from(0)) {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+                format!(
+                    "ledger transfer {} is unbalanced: entries sum to {} in {} currencies",
+                    bad.transfer_id, bad.total, bad.currencies
+                )
+            );
+        }
+        let (ids, currencies): (Vec<i64>, Vec<String>) = accounts.into_iter().unzip();
+        let wrong = with_spi(|c| {
+            let rows = exec(c, LEG_ACCOUNTS, &[ids.into(), currencies.into()])?;
+            match rows.into_iter().next() {
+                Some(r) => Ok(Some((
+                    r.get::<i64>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<String>(3)?,
+                ))),
+                None => Ok(None),
+            }
+        })
+        .unwrap_or_else(|e| error!("billing: checking the accounts of ledger legs: {e}"));
+        match wrong {
+            None => {}
+            Some((id, _, None)) => {
+                ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+            "insert or update on table \"ledger_entries\" violates foreign key constraint \"ledger_entries_account_id_fkey\"",
+            format!("Key (account_id)=({id}) is not present in table \"accounts\".")
+        );
+            }
+            Some((id, leg, Some(own))) => {
+                ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+            format!(
+                "new row for relation \"ledger_entries\" violates check constraint \"ledger_entries_in_account_currency\""
+            ),
+            format!("A leg in {leg} for account {id}, whose currency is {own}.")
+        );
+            }
+        }
+        Ok(None)
+    }
+    crate::invariants::trigger_symbol!(
+        billing_check_transfers_balanced,
+        pg_finfo_billing_check_transfers_balanced,
+        check_transfers_balanced_wrapper
+    );
 }
 
 // verify_ledger ------------------------------------------------------------------------------------
@@ -272,6 +412,44 @@ mod tests {
             (Wallet, dec("-10")),
             (Revenue, dec("9.99"))
         ]));
+    }
+
+    #[test]
+    fn the_statement_check_finds_the_first_unbalanced_transfer() {
+        let leg = |t, a: &str, c: &str| (t, dec(a), c.to_string());
+        let balanced = [
+            leg(1, "100", "INR"),
+            leg(1, "-100", "INR"),
+            leg(2, "0.01", "USD"),
+            leg(2, "-0.01", "USD"),
+        ];
+        assert_eq!(first_unbalanced(balanced, Decimal::ZERO), None);
+        assert_eq!(first_unbalanced(Vec::new(), Decimal::ZERO), None);
+        // 7 balances, 3 is a paisa short, 9 is off too: the lowest id is named
+        let off_by_a_paisa = [
+            leg(9, "1", "INR"),
+            leg(7, "10", "INR"),
+            leg(3, "-10", "INR"),
+            leg(3, "9.99", "INR"),
+            leg(7, "-10", "INR"),
+        ];
+        assert_eq!(
+            first_unbalanced(off_by_a_paisa, Decimal::ZERO),
+            Some(Unbalanced {
+                transfer_id: 3,
+                total: dec("-0.01"),
+                currencies: 1
+            })
+        );
+        let two_currencies = [leg(5, "10", "INR"), leg(5, "-10", "USD")];
+        assert_eq!(
+            first_unbalanced(two_currencies, Decimal::ZERO),
+            Some(Unbalanced {
+                transfer_id: 5,
+                total: Decimal::ZERO,
+                currencies: 2
+            })
+        );
     }
 
     #[test]

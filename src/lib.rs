@@ -35,6 +35,7 @@ mod rates;
 mod reports;
 mod scheduling;
 mod segments;
+mod transition;
 mod usage;
 
 extension_sql_file!("../sql/001_schema.sql", name = "schema", bootstrap);

@@ -3,7 +3,11 @@
 
 use crate::db::{exec, with_spi};
 use crate::error::{BillingError, Result};
+use crate::transition::{self, Table};
+use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::prelude::*;
+use pgrx::AllocatedByPostgres;
+use std::collections::BTreeMap;
 
 // Whole UTC days inside [from, to) come from the daily rollup; the partial days at either edge
 // from raw rows, by two index range scans: [from, first whole day) and [end of whole days, to).
@@ -134,4 +138,158 @@ fn usage_export(
         })
     });
     TableIterator::new(rows)
+}
+
+// The daily rollup ---------------------------------------------------------------------------------
+
+/// The UTC day of a timestamptz given as PostgreSQL stores it (microseconds since 2000-01-01
+/// UTC), as days since 2000-01-01: what `(t AT TIME ZONE 'UTC')::date` gives, infinities kept.
+pub fn utc_day(micros: i64) -> i32 {
+    const DAY: i64 = 86_400_000_000;
+    match micros {
+        i64::MAX => i32::MAX,
+        i64::MIN => i32::MIN,
+        // timestamptz spans about ±110 million days: always within i32
+        m => m.div_euclid(DAY) as i32,
+    }
+}
+
+// The trigger, in a module of its own because of the name `Result`.
+mod rollup_trigger {
+    use super::*;
+    // pg_trigger's expansion names `Result`: the std one, not crate::error's.
+    use std::result::Result;
+
+    /// One rollup row: account, UTC day, channel, category.
+    type Day = (i64, i32, String, String);
+
+    // Names are qualified: a trigger runs under the caller's search_path (direct DML).
+    const ROLL_UP: &str = "
+    INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
+    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.date[]),
+                             pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),
+                             pg_catalog.unnest($5::pg_catalog.numeric[]), pg_catalog.unnest($6::pg_catalog.numeric[]))
+    ON CONFLICT (account_id, day, channel, category)
+    DO UPDATE SET units = d.units OPERATOR(pg_catalog.+) EXCLUDED.units,
+                  amount = d.amount OPERATOR(pg_catalog.+) EXCLUDED.amount";
+
+    /// `billing.roll_up_usage()`: AFTER INSERT, UPDATE and DELETE FOR EACH STATEMENT trigger of
+    /// billing.usage, with its transition tables. Adds the statement's new rows to
+    /// billing.usage_daily and takes its old rows out, one upsert for the whole statement (so a bulk
+    /// load is one set-based write, not one per row). Locks the rollup rows it changes; raises
+    /// nothing of its own.
+    #[pg_trigger(sql = false)]
+    fn roll_up_usage<'a>(
+        trigger: &'a PgTrigger<'a>,
+    ) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible>
+    {
+        let mut days: BTreeMap<Day, (AnyNumeric, AnyNumeric)> = BTreeMap::new();
+        for (table, sign) in [(Table::Old, -1), (Table::New, 1)] {
+            if !transition::has(trigger, table) {
+                continue;
+            }
+            transition::for_each_row(
+                trigger,
+                table,
+                &[
+                    "account_id",
+                    "occurred_at",
+                    "channel",
+                    "category",
+                    "units",
+                    "amount",
+                ],
+                |row| {
+                    // the timestamptz datum is its microseconds
+                    let day = row[1].map_or(0, |d| utc_day(d.value() as i64));
+                    let key = (
+                        transition::get::<i64>(row[0]).unwrap_or_default(),
+                        day,
+                        transition::get::<String>(row[2]).unwrap_or_default(),
+                        transition::get::<String>(row[3]).unwrap_or_default(),
+                    );
+                    let units: AnyNumeric = transition::get(row[4]).unwrap_or_default();
+                    let amount: AnyNumeric = transition::get(row[5]).unwrap_or_default();
+                    let sum = days
+                        .entry(key)
+                        .or_insert_with(|| (AnyNumeric::from(0), AnyNumeric::from(0)));
+                    if sign < 0 {
+                        sum.0 -= units;
+                        sum.1 -= amount;
+                    } else {
+                        sum.0 += units;
+                        sum.1 += amount;
+                    }
+                },
+            );
+        }
+        if days.is_empty() {
+            return Ok(None);
+        }
+        let n = days.len();
+        let (mut ids, mut dates, mut channels, mut categories, mut units, mut amounts) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for ((id, day, channel, category), (u, a)) in days {
+            ids.push(id);
+            // SAFETY: a day computed by utc_day, within date's range (or one of its infinities).
+            dates.push(unsafe { pgrx::datum::Date::from_pg_epoch_days(day) });
+            channels.push(channel);
+            categories.push(category);
+            units.push(u);
+            amounts.push(a);
+        }
+        with_spi(|c| {
+            exec(
+                c,
+                ROLL_UP,
+                &[
+                    ids.into(),
+                    dates.into(),
+                    channels.into(),
+                    categories.into(),
+                    units.into(),
+                    amounts.into(),
+                ],
+            )
+            .map(|_| ())
+        })
+        .unwrap_or_else(|e| error!("billing: rolling up usage: {e}"));
+        Ok(None)
+    }
+    crate::invariants::trigger_symbol!(
+        billing_roll_up_usage,
+        pg_finfo_billing_roll_up_usage,
+        roll_up_usage_wrapper
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_day;
+
+    const DAY: i64 = 86_400_000_000;
+
+    #[test]
+    fn a_timestamp_falls_on_its_utc_day() {
+        assert_eq!(utc_day(0), 0); // 2000-01-01 00:00 UTC
+        assert_eq!(utc_day(DAY - 1), 0); // 23:59:59.999999 the same day
+        assert_eq!(utc_day(DAY), 1);
+        assert_eq!(utc_day(-1), -1); // 1999-12-31 23:59:59.999999: floor, not truncation
+        assert_eq!(utc_day(-DAY), -1);
+        assert_eq!(utc_day(-DAY - 1), -2);
+        // 2026-12-03 10:00 UTC is day 9833 after 2000-01-01
+        assert_eq!(utc_day(9_833 * DAY + 10 * 3_600_000_000), 9_833);
+    }
+
+    #[test]
+    fn infinite_timestamps_fall_on_infinite_days() {
+        assert_eq!(utc_day(i64::MAX), i32::MAX);
+        assert_eq!(utc_day(i64::MIN), i32::MIN);
+    }
 }

@@ -22,8 +22,25 @@ SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
 SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
     (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
     VALUES (%1$s, 999, 'wallet', 'INR', 5, 'fx', 'manual', 0), (%1$s, 999, 'revenue', 'USD', -5, 'fx', 'manual', 0)$$, :a));
--- Nor can an account change currency under its ledger.
+-- A leg belongs to an existing account, in the account's currency; one statement may post many
+-- transfers, and the first bad one is named.
+SELECT pg_temp.err($$INSERT INTO billing.ledger_entries
+    (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
+    VALUES (424242, 999, 'wallet', 'INR', 5, 'gift', 'manual', 0), (424242, 999, 'revenue', 'INR', -5, 'gift', 'manual', 0)$$);
+SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
+    (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
+    VALUES (%1$s, 999, 'wallet', 'USD', 5, 'fx', 'manual', 0), (%1$s, 999, 'revenue', 'USD', -5, 'fx', 'manual', 0)$$, :a));
+SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
+    (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
+    VALUES (%1$s, 998, 'wallet', 'INR', 5, 'gift', 'manual', 0), (%1$s, 998, 'revenue', 'INR', -5, 'gift', 'manual', 0),
+           (%1$s, 997, 'wallet', 'INR', 5, 'gift', 'manual', 0), (%1$s, 997, 'revenue', 'INR', -4.99, 'gift', 'manual', 0)$$, :a));
+-- Nor can an account change currency or id under its ledger, or go away.
 SELECT pg_temp.err(format('UPDATE billing.accounts SET currency = ''USD'' WHERE id = %s', :a));
+SELECT pg_temp.err(format('UPDATE billing.accounts SET id = DEFAULT WHERE id = %s', :a));
+SELECT pg_temp.err(format('DELETE FROM billing.accounts WHERE id = %s', :a));
+SET client_min_messages = warning; -- not the list of tables CASCADE would empty
+SELECT pg_temp.err('TRUNCATE billing.accounts CASCADE');
+RESET client_min_messages;
 -- The wallet cannot be overdrawn by hand either.
 SELECT pg_temp.err(format('UPDATE billing.accounts SET balance = -1 WHERE id = %s', :a));
 SELECT pg_temp.err(format('UPDATE billing.accounts SET reserved = 2000 WHERE id = %s', :a));

@@ -58,6 +58,18 @@ SELECT f, t,
                ('2026-03-02 09:00+00', '2026-03-02 09:00+00')) v(f, t);
 SELECT check_name, ok FROM billing.verify_ledger() WHERE check_name = 'usage_rollup_matches_usage';
 
+-- The rollup follows any write, whoever makes it: a bulk insert over several UTC days (across
+-- 2000-01-01, the epoch PostgreSQL counts from, in a session far from UTC), then a delete.
+SET TIME ZONE 'Asia/Kolkata';
+INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at)
+SELECT :a, 'sms', 'promotional', 1, 0.2, 0.05, t
+  FROM generate_series('1999-12-30 20:00+00'::timestamptz, '2000-01-02 04:00+00', '90 minutes') t;
+DELETE FROM billing.usage WHERE occurred_at < '2000-01-01 00:00+00' AND extract(minute FROM occurred_at) = 30;
+SELECT day, channel, category, units, amount FROM billing.usage_daily
+ WHERE account_id = :a AND day < '2001-01-01' ORDER BY day;
+SELECT check_name, ok FROM billing.verify_ledger() WHERE check_name = 'usage_rollup_matches_usage';
+RESET TIME ZONE;
+
 -- Bad input.
 SELECT pg_temp.err('SELECT * FROM billing.usage_report(999, ''2026-01-01'', ''2026-02-01'')');
 SELECT pg_temp.err('SELECT * FROM billing.usage_report(NULL, ''2026-01-01'', ''2026-02-01'')');
