@@ -20,10 +20,13 @@ COMMENT ON TABLE billing.rates IS
     'Price per unit by currency, channel and category. carrier_fee is passed through without markup and booked to carrier_fees_payable, apart from the price (revenue).';
 
 -- Every charge for delivered units: per-message usage and completed campaigns.
+-- account_id and channel have no foreign keys: the usage rollup trigger checks both, once per
+-- statement and without locks (roll_up_usage, src/reports.rs). A foreign key to channels would
+-- KEY SHARE-lock the one row of 'sms' on every charge of every account.
 CREATE TABLE billing.usage (
-    account_id  bigint NOT NULL REFERENCES billing.accounts (id),
+    account_id  bigint NOT NULL,
     id          bigint GENERATED ALWAYS AS IDENTITY,
-    channel     text NOT NULL REFERENCES billing.channels (channel),
+    channel     text NOT NULL,
     category    text NOT NULL,
     units       numeric NOT NULL,
     price       numeric NOT NULL,
@@ -43,6 +46,35 @@ CREATE FUNCTION billing.usage_row_invariants() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'billing_usage_row_invariants';
 CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.usage
     FOR EACH ROW EXECUTE FUNCTION billing.usage_row_invariants();
+-- What the foreign key of usage to channels did the other way: a channel with usage keeps its
+-- key. SHARE on usage waits for the transactions writing usage and holds off new ones, so a
+-- channel cannot go while a first charge on it commits.
+CREATE FUNCTION billing.refuse_used_channel_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.channel IS NOT DISTINCT FROM OLD.channel THEN
+        RETURN NEW;
+    END IF;
+    LOCK TABLE billing.usage IN SHARE MODE;
+    IF TG_OP = 'TRUNCATE' THEN
+        IF EXISTS (SELECT FROM billing.usage) THEN
+            RAISE EXCEPTION 'cannot truncate billing.channels: billing.usage refers to its channels'
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT FROM billing.usage WHERE channel = OLD.channel) THEN
+        RAISE EXCEPTION 'update or delete on table "channels" violates foreign key constraint "usage_channel_fkey" on table "usage"'
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = format('Key (channel)=(%s) is still referenced from table "usage".', OLD.channel);
+    END IF;
+    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END;
+$$;
+CREATE TRIGGER channels_used_by_usage BEFORE UPDATE OF channel OR DELETE ON billing.channels
+    FOR EACH ROW EXECUTE FUNCTION billing.refuse_used_channel_change();
+CREATE TRIGGER channels_no_truncate_used BEFORE TRUNCATE ON billing.channels
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_used_channel_change();
 
 CREATE TABLE billing.campaigns (
     account_id          bigint NOT NULL REFERENCES billing.accounts (id),

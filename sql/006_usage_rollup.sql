@@ -2,8 +2,10 @@
 -- reads ~180 x categories rows instead of every message. Kept in step by statement-level
 -- triggers (one upsert per statement, whoever writes); verify_ledger checks it.
 
+-- No foreign key: written by the rollup trigger from usage rows it has checked; verify_ledger
+-- compares it with billing.usage (usage_rollup_matches_usage).
 CREATE TABLE billing.usage_daily (
-    account_id bigint NOT NULL REFERENCES billing.accounts (id),
+    account_id bigint NOT NULL,
     day        date NOT NULL,
     channel    text NOT NULL,
     category   text NOT NULL,

@@ -48,3 +48,40 @@ ALTER TABLE billing.ledger_entries
 CREATE OR REPLACE FUNCTION billing.roll_up_usage() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'billing_roll_up_usage';
 ALTER FUNCTION billing.roll_up_usage() RESET ALL;
+
+-- The account of a hold, and the account and channel of usage, are checked by the compiled
+-- triggers instead of foreign keys (no lock, no after-trigger event); a channel with usage keeps
+-- its key -------------------------------------------------------------------------------------
+
+ALTER TABLE billing.reservations DROP CONSTRAINT reservations_account_id_fkey;
+ALTER TABLE billing.usage
+    DROP CONSTRAINT usage_account_id_fkey,
+    DROP CONSTRAINT usage_channel_fkey;
+ALTER TABLE billing.usage_daily DROP CONSTRAINT usage_daily_account_id_fkey;
+
+CREATE FUNCTION billing.refuse_used_channel_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.channel IS NOT DISTINCT FROM OLD.channel THEN
+        RETURN NEW;
+    END IF;
+    LOCK TABLE billing.usage IN SHARE MODE;
+    IF TG_OP = 'TRUNCATE' THEN
+        IF EXISTS (SELECT FROM billing.usage) THEN
+            RAISE EXCEPTION 'cannot truncate billing.channels: billing.usage refers to its channels'
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT FROM billing.usage WHERE channel = OLD.channel) THEN
+        RAISE EXCEPTION 'update or delete on table "channels" violates foreign key constraint "usage_channel_fkey" on table "usage"'
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = format('Key (channel)=(%s) is still referenced from table "usage".', OLD.channel);
+    END IF;
+    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END;
+$$;
+CREATE TRIGGER channels_used_by_usage BEFORE UPDATE OF channel OR DELETE ON billing.channels
+    FOR EACH ROW EXECUTE FUNCTION billing.refuse_used_channel_change();
+CREATE TRIGGER channels_no_truncate_used BEFORE TRUNCATE ON billing.channels
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_used_channel_change();

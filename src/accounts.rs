@@ -197,6 +197,17 @@ pub fn owner_of(
     one::<i64>(exec(client, sql, &[id.into()])?)?.ok_or(BillingError::NotFound { what, id })
 }
 
+// Names are qualified: the triggers that ask run under the caller's search_path (direct DML).
+const KNOWN: &str =
+    "SELECT EXISTS (SELECT FROM billing.accounts WHERE id OPERATOR(pg_catalog.=) $1)";
+
+/// Whether the account exists. No lock: accounts are never deleted and never change id
+/// (trigger `accounts_key_fixed`), so the answer cannot go stale. This is what the tables on the
+/// charge path check instead of a foreign key, which would KEY SHARE-lock the account row.
+pub fn known(client: &mut SpiClient<'_>, account_id: i64) -> Result<bool> {
+    Ok(one::<bool>(exec(client, KNOWN, &[account_id.into()])?)?.unwrap_or(false))
+}
+
 pub fn now() -> TimestampWithTimeZone {
     // SAFETY: reads the backend's transaction start time, what now() returns.
     let ts = unsafe { pgrx::pg_sys::GetCurrentTransactionStartTimestamp() };

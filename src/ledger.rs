@@ -161,12 +161,16 @@ mod balanced_trigger {
     // currencies row shared by every charge): one query per statement, no lock, because an
     // account is never deleted and its id and currency never change (triggers on billing.accounts).
     // Names are qualified: a trigger runs under the caller's search_path (direct DML).
+    // The account is looked up by a subquery per distinct pair, an index probe of its primary key;
+    // OFFSET 0 keeps the planner from turning it into a join (a hash of all accounts).
     const LEG_ACCOUNTS: &str = "
-    SELECT t.account_id, t.currency, a.currency
-      FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]))
-           AS t(account_id, currency)
-      LEFT JOIN billing.accounts a ON a.id OPERATOR(pg_catalog.=) t.account_id
-     WHERE a.currency IS DISTINCT FROM t.currency
+    SELECT account_id, currency, own FROM (
+        SELECT t.account_id, t.currency,
+               (SELECT a.currency FROM billing.accounts a WHERE a.id OPERATOR(pg_catalog.=) t.account_id) AS own
+          FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]))
+               AS t(account_id, currency)
+        OFFSET 0) x
+     WHERE own IS DISTINCT FROM currency
      LIMIT 1";
 
     /// `billing.check_transfers_balanced()`: AFTER INSERT FOR EACH STATEMENT trigger of

@@ -163,21 +163,45 @@ mod rollup_trigger {
     /// One rollup row: account, UTC day, channel, category.
     type Day = (i64, i32, String, String);
 
-    // Names are qualified: a trigger runs under the caller's search_path (direct DML).
-    const ROLL_UP: &str = "
-    INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
-    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.date[]),
-                             pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),
-                             pg_catalog.unnest($5::pg_catalog.numeric[]), pg_catalog.unnest($6::pg_catalog.numeric[]))
-    ON CONFLICT (account_id, day, channel, category)
-    DO UPDATE SET units = d.units OPERATOR(pg_catalog.+) EXCLUDED.units,
-                  amount = d.amount OPERATOR(pg_catalog.+) EXCLUDED.amount";
+    // The upsert also checks what foreign keys of usage and usage_daily used to: a group whose
+    // account or channel does not exist is not written (and the trigger raises 23503). No lock
+    // is taken: an account is never deleted, and a channel with usage cannot be deleted or
+    // renamed (triggers on accounts and channels); a foreign key would KEY SHARE-lock the one
+    // hot channel row on every charge. One statement for the common single group (a VALUES row
+    // starts faster than six unnests), one for a bulk write. Names are qualified: a trigger runs
+    // under the caller's search_path (direct DML).
+    const ROLL_UP_ONE: &str = "
+        INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
+        SELECT t.* FROM (VALUES ($1::pg_catalog.int8, $2::pg_catalog.date, $3::pg_catalog.text,
+                                 $4::pg_catalog.text, $5::pg_catalog.numeric, $6::pg_catalog.numeric))
+                        AS t(account_id, day, channel, category, units, amount)
+         WHERE EXISTS (SELECT FROM billing.accounts a WHERE a.id OPERATOR(pg_catalog.=) t.account_id)
+           AND EXISTS (SELECT FROM billing.channels c WHERE c.channel OPERATOR(pg_catalog.=) t.channel)
+        ON CONFLICT (account_id, day, channel, category)
+        DO UPDATE SET units = d.units OPERATOR(pg_catalog.+) EXCLUDED.units,
+                      amount = d.amount OPERATOR(pg_catalog.+) EXCLUDED.amount
+        RETURNING 1";
+    const ROLL_UP_MANY: &str = "
+        INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
+        SELECT t.* FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.date[]),
+                                   pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),
+                                   pg_catalog.unnest($5::pg_catalog.numeric[]), pg_catalog.unnest($6::pg_catalog.numeric[]))
+                        AS t(account_id, day, channel, category, units, amount)
+         WHERE EXISTS (SELECT FROM billing.accounts a WHERE a.id OPERATOR(pg_catalog.=) t.account_id)
+           AND EXISTS (SELECT FROM billing.channels c WHERE c.channel OPERATOR(pg_catalog.=) t.channel)
+        ON CONFLICT (account_id, day, channel, category)
+        DO UPDATE SET units = d.units OPERATOR(pg_catalog.+) EXCLUDED.units,
+                      amount = d.amount OPERATOR(pg_catalog.+) EXCLUDED.amount
+        RETURNING 1";
+    const CHANNEL_KNOWN: &str =
+        "SELECT EXISTS (SELECT FROM billing.channels WHERE channel OPERATOR(pg_catalog.=) $1)";
 
     /// `billing.roll_up_usage()`: AFTER INSERT, UPDATE and DELETE FOR EACH STATEMENT trigger of
     /// billing.usage, with its transition tables. Adds the statement's new rows to
-    /// billing.usage_daily and takes its old rows out, one upsert for the whole statement (so a bulk
-    /// load is one set-based write, not one per row). Locks the rollup rows it changes; raises
-    /// nothing of its own.
+    /// billing.usage_daily and takes its old rows out, one upsert for the whole statement (so a
+    /// bulk load is one set-based write, not one per row). Locks the rollup rows it changes.
+    /// 23503 when a row names an unknown account or channel (what the foreign keys of usage
+    /// said).
     #[pg_trigger(sql = false)]
     fn roll_up_usage<'a>(
         trigger: &'a PgTrigger<'a>,
@@ -226,42 +250,88 @@ mod rollup_trigger {
         if days.is_empty() {
             return Ok(None);
         }
-        let n = days.len();
-        let (mut ids, mut dates, mut channels, mut categories, mut units, mut amounts) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for ((id, day, channel, category), (u, a)) in days {
-            ids.push(id);
-            // SAFETY: a day computed by utc_day, within date's range (or one of its infinities).
-            dates.push(unsafe { pgrx::datum::Date::from_pg_epoch_days(day) });
-            channels.push(channel);
-            categories.push(category);
-            units.push(u);
-            amounts.push(a);
+        let unknown = with_spi(|c| roll_up(c, &days))
+            .unwrap_or_else(|e| error!("billing: rolling up usage: {e}"));
+        if let Some((column, value, table)) = unknown {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+                format!(
+                    "insert or update on table \"usage\" violates foreign key constraint \"usage_{column}_fkey\""
+                ),
+                format!("Key ({column})=({value}) is not present in table \"{table}\".")
+            );
         }
-        with_spi(|c| {
-            exec(
-                c,
-                ROLL_UP,
-                &[
-                    ids.into(),
-                    dates.into(),
-                    channels.into(),
-                    categories.into(),
-                    units.into(),
-                    amounts.into(),
-                ],
-            )
-            .map(|_| ())
-        })
-        .unwrap_or_else(|e| error!("billing: rolling up usage: {e}"));
         Ok(None)
     }
+
+    /// Upserts the groups; returns the first unknown reference (column, value, table), if any.
+    fn roll_up(
+        c: &mut pgrx::spi::SpiClient<'_>,
+        days: &BTreeMap<Day, (AnyNumeric, AnyNumeric)>,
+    ) -> crate::error::Result<Option<(&'static str, String, &'static str)>> {
+        let groups = days.len();
+        let written = if groups == 1 {
+            let ((id, day, channel, category), (units, amount)) =
+                days.iter().next().expect("one group");
+            let args = [
+                (*id).into(),
+                date(*day).into(),
+                channel.as_str().into(),
+                category.as_str().into(),
+                units.clone().into(),
+                amount.clone().into(),
+            ];
+            exec(c, ROLL_UP_ONE, &args)?.len()
+        } else {
+            let (mut ids, mut dates, mut channels, mut categories, mut units, mut amounts) = (
+                Vec::with_capacity(groups),
+                Vec::with_capacity(groups),
+                Vec::with_capacity(groups),
+                Vec::with_capacity(groups),
+                Vec::with_capacity(groups),
+                Vec::with_capacity(groups),
+            );
+            for ((id, day, channel, category), (u, a)) in days {
+                ids.push(*id);
+                dates.push(date(*day));
+                channels.push(channel.clone());
+                categories.push(category.clone());
+                units.push(u.clone());
+                amounts.push(a.clone());
+            }
+            let args = [
+                ids.into(),
+                dates.into(),
+                channels.into(),
+                categories.into(),
+                units.into(),
+                amounts.into(),
+            ];
+            exec(c, ROLL_UP_MANY, &args)?.len()
+        };
+        if written == groups {
+            return Ok(None);
+        }
+        // Cold path: name the first unknown reference, as the foreign key would have.
+        for (id, _, channel, _) in days.keys() {
+            if !crate::accounts::known(c, *id)? {
+                return Ok(Some(("account_id", id.to_string(), "accounts")));
+            }
+            let known = exec(c, CHANNEL_KNOWN, &[channel.as_str().into()])?;
+            if !crate::db::one::<bool>(known)?.unwrap_or(false) {
+                return Ok(Some(("channel", channel.clone(), "channels")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A date from days since 2000-01-01 (utc_day's result).
+    fn date(day: i32) -> pgrx::datum::Date {
+        // SAFETY: utc_day gives a day within date's range, or one of its infinities.
+        unsafe { pgrx::datum::Date::from_pg_epoch_days(day) }
+    }
+
     crate::invariants::trigger_symbol!(
         billing_roll_up_usage,
         pg_finfo_billing_roll_up_usage,

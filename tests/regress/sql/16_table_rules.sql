@@ -1,5 +1,5 @@
 -- The database's own rules, for writes that bypass the API (as the owner can): the compiled
--- row_invariants triggers refuse what the CHECK constraints they replace refused, with the same
+-- triggers refuse what the CHECK constraints and foreign keys they replace refused, with the same
 -- names; and changes to seeded reference rows are recorded for pg_dump and applied on restore.
 \i tests/regress/include/fresh.sql
 
@@ -32,6 +32,12 @@ SELECT label, pg_temp.err(stmt) AS result
     ('usage: negative units',             'INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at) VALUES (1, ''sms'', ''x'', -1, 0, 0, now())'),
     ('usage: negative price',             'UPDATE billing.usage SET price = -1'),
     ('usage: negative carrier fee',       'UPDATE billing.usage SET carrier_fee = -1'),
+    ('holds: an unknown account',         'INSERT INTO billing.reservations (account_id, amount) VALUES (999, 5)'),
+    ('usage: an unknown account',         'INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at) VALUES (999, ''sms'', ''x'', 1, 0, 0, now())'),
+    ('usage: an unknown channel',         'INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at) VALUES (1, ''fax'', ''x'', 1, 0, 0, now())'),
+    ('usage: moved to an unknown channel', 'UPDATE billing.usage SET channel = ''fax'''),
+    ('channels: delete one in use',       'DELETE FROM billing.channels WHERE channel = ''sms'''),
+    ('channels: rename one in use',       'UPDATE billing.channels SET channel = ''text'' WHERE channel = ''sms'''),
     ('a rule trigger called directly',    'SELECT billing.account_row_invariants()'),
     ('a valid direct write passes',       'UPDATE billing.accounts SET low_balance_threshold = 50 WHERE id = 1')
   ) AS t(label, stmt);
