@@ -139,10 +139,8 @@ CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON billing.accounts
 
 -- Two-phase holds ------------------------------------------------------------------------------------
 
--- account_id has no foreign key: the compiled row_invariants trigger checks that the account
--- exists, without the lock and the after-trigger event a foreign key costs every hold.
 CREATE TABLE billing.reservations (
-    account_id  bigint NOT NULL,
+    account_id  bigint NOT NULL REFERENCES billing.accounts (id),
     id          bigint GENERATED ALWAYS AS IDENTITY,
     amount      numeric NOT NULL,
     status      text NOT NULL DEFAULT 'pending',

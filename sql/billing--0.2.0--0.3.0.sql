@@ -49,11 +49,9 @@ CREATE OR REPLACE FUNCTION billing.roll_up_usage() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'billing_roll_up_usage';
 ALTER FUNCTION billing.roll_up_usage() RESET ALL;
 
--- The account of a hold, and the account and channel of usage, are checked by the compiled
--- triggers instead of foreign keys (no lock, no after-trigger event); a channel with usage keeps
--- its key -------------------------------------------------------------------------------------
+-- The account and channel of usage are checked by the rollup trigger instead of foreign keys
+-- (no lock, no after-trigger event); a channel with usage keeps its key ----------------------
 
-ALTER TABLE billing.reservations DROP CONSTRAINT reservations_account_id_fkey;
 ALTER TABLE billing.usage
     DROP CONSTRAINT usage_account_id_fkey,
     DROP CONSTRAINT usage_channel_fkey;

@@ -203,8 +203,7 @@ fn account_row_invariants<'a>(
 }
 
 /// `billing.reservation_row_invariants()`: BEFORE INSERT OR UPDATE trigger of
-/// billing.reservations. Locks nothing; reads the new row and, on INSERT, whether its account
-/// exists. 23514 when a rule is broken, 23503 for an unknown account.
+/// billing.reservations. Locks nothing, reads nothing but the new row; 23514 when a rule is broken.
 #[pg_trigger(sql = false)]
 fn reservation_row_invariants<'a>(
     trigger: &'a PgTrigger<'a>,
@@ -225,23 +224,6 @@ fn reservation_row_invariants<'a>(
         has_timestamp(&row, "resolved_at"),
     ) {
         refuse(b);
-    }
-    // The account, instead of a foreign key (no lock, no after-trigger event); on UPDATE the
-    // account_id cannot change (guard_transition).
-    if matches!(trigger.op(), Ok(PgTriggerOperation::Insert)) {
-        let account: Option<i64> = row.get_by_name("account_id").expect("column of the table");
-        if let Some(id) = account {
-            let known = crate::db::with_spi(|c| crate::accounts::known(c, id))
-                .unwrap_or_else(|e| error!("billing: checking the account of a hold: {e}"));
-            if !known {
-                ereport!(
-                    ERROR,
-                    PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
-                    "insert or update on table \"reservations\" violates foreign key constraint \"reservations_account_id_fkey\"",
-                    format!("Key (account_id)=({id}) is not present in table \"accounts\".")
-                );
-            }
-        }
     }
     Ok(Some(row))
 }

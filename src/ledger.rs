@@ -163,6 +163,8 @@ mod balanced_trigger {
     // Names are qualified: a trigger runs under the caller's search_path (direct DML).
     // The account is looked up by a subquery per distinct pair, an index probe of its primary key;
     // OFFSET 0 keeps the planner from turning it into a join (a hash of all accounts).
+    const ACCOUNT_CURRENCY: &str =
+        "SELECT currency FROM billing.accounts WHERE id OPERATOR(pg_catalog.=) $1";
     const LEG_ACCOUNTS: &str = "
     SELECT account_id, currency, own FROM (
         SELECT t.account_id, t.currency,
@@ -208,8 +210,14 @@ mod balanced_trigger {
                 )
             );
         }
-        let (ids, currencies): (Vec<i64>, Vec<String>) = accounts.into_iter().unzip();
         let wrong = with_spi(|c| {
+            if accounts.len() == 1 {
+                // the usual statement: one transfer of one account, an index probe
+                let (id, leg) = accounts.pop_first().expect("one account");
+                let own = crate::db::one::<String>(exec(c, ACCOUNT_CURRENCY, &[id.into()])?)?;
+                return Ok((own.as_deref() != Some(leg.as_str())).then_some((id, leg, own)));
+            }
+            let (ids, currencies): (Vec<i64>, Vec<String>) = accounts.into_iter().unzip();
             let rows = exec(c, LEG_ACCOUNTS, &[ids.into(), currencies.into()])?;
             match rows.into_iter().next() {
                 Some(r) => Ok(Some((
