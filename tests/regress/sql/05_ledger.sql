@@ -34,6 +34,23 @@ SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
     (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
     VALUES (%1$s, 998, 'wallet', 'INR', 5, 'gift', 'manual', 0), (%1$s, 998, 'revenue', 'INR', -5, 'gift', 'manual', 0),
            (%1$s, 997, 'wallet', 'INR', 5, 'gift', 'manual', 0), (%1$s, 997, 'revenue', 'INR', -4.99, 'gift', 'manual', 0)$$, :a));
+-- A statement may post for many accounts at once (a bulk load): every leg is checked, in one
+-- query for the statement.
+SELECT billing.create_account('USD') AS u \gset
+BEGIN;
+SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
+    (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
+    VALUES (%1$s, 996, 'revenue', 'INR', 5, 'fix', 'manual', 0), (%1$s, 996, 'payments_clearing', 'INR', -5, 'fix', 'manual', 0),
+           (%2$s, 995, 'revenue', 'USD', 5, 'fix', 'manual', 0), (%2$s, 995, 'payments_clearing', 'USD', -5, 'fix', 'manual', 0)$$, :a, :u)) AS two_accounts;
+ROLLBACK;
+SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
+    (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
+    VALUES (%1$s, 996, 'revenue', 'INR', 5, 'fix', 'manual', 0), (%1$s, 996, 'payments_clearing', 'INR', -5, 'fix', 'manual', 0),
+           (%2$s, 995, 'revenue', 'INR', 5, 'fix', 'manual', 0), (%2$s, 995, 'payments_clearing', 'INR', -5, 'fix', 'manual', 0)$$, :a, :u)) AS second_in_wrong_currency;
+SELECT pg_temp.err(format($$INSERT INTO billing.ledger_entries
+    (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id)
+    VALUES (%1$s, 996, 'revenue', 'INR', 5, 'fix', 'manual', 0), (%1$s, 996, 'payments_clearing', 'INR', -5, 'fix', 'manual', 0),
+           (424242, 995, 'revenue', 'INR', 5, 'fix', 'manual', 0), (424242, 995, 'payments_clearing', 'INR', -5, 'fix', 'manual', 0)$$, :a)) AS second_unknown;
 -- Nor can an account change currency or id under its ledger, or go away.
 SELECT pg_temp.err(format('UPDATE billing.accounts SET currency = ''USD'' WHERE id = %s', :a));
 SELECT pg_temp.err(format('UPDATE billing.accounts SET id = DEFAULT WHERE id = %s', :a));
