@@ -48,9 +48,10 @@ CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.usage
     FOR EACH ROW EXECUTE FUNCTION billing.usage_row_invariants();
 -- What the foreign key of usage to channels did the other way: a channel with usage keeps its
 -- key. SHARE on usage waits for the transactions writing usage and holds off new ones, so a
--- channel cannot go while a first charge on it commits.
+-- channel cannot go while a first charge on it commits. SECURITY DEFINER, as a foreign key's
+-- check runs as the owner: whoever may edit channels need not be able to lock usage.
 CREATE FUNCTION billing.refuse_used_channel_change() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.channel IS NOT DISTINCT FROM OLD.channel THEN
         RETURN NEW;

@@ -58,7 +58,7 @@ ALTER TABLE billing.usage
 ALTER TABLE billing.usage_daily DROP CONSTRAINT usage_daily_account_id_fkey;
 
 CREATE FUNCTION billing.refuse_used_channel_change() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.channel IS NOT DISTINCT FROM OLD.channel THEN
         RETURN NEW;
