@@ -8,7 +8,7 @@
 
 use crate::accounts::{self, lock, now, owner_of, Account};
 use crate::boundary::{money, Args, Ret};
-use crate::db::{exec, insert_id, one, with_spi};
+use crate::db::{exec, in_subtransaction, insert_id, one, with_spi, Attempt};
 use crate::error::{BillingError, Result};
 use crate::events::{emit, num};
 use crate::holds;
@@ -575,15 +575,32 @@ pub fn run_due(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, batch: Batch
     let full = batch.full(due.len());
     let mut done = 0;
     for (account_id, id) in due {
-        let Some(acct) = accounts::try_lock(c, account_id)? else {
-            continue;
-        };
-        match read_campaign(c, account_id, id)? {
-            Some(camp) if camp.status == "scheduled" => {
-                execute_locked(c, &acct, &camp, as_of)?;
-                done += 1;
+        // Each campaign in a subtransaction of its own: one that raises is undone alone.
+        let attempt = in_subtransaction(|| {
+            let Some(acct) = accounts::try_lock(c, account_id)? else {
+                return Ok(false);
+            };
+            match read_campaign(c, account_id, id)? {
+                Some(camp) if camp.status == "scheduled" => {
+                    execute_locked(c, &acct, &camp, as_of)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
             }
-            _ => {}
+        });
+        match attempt {
+            Attempt::Done(executed) => done += i32::from(executed),
+            Attempt::Failed(sqlstate, message) => {
+                // It stays scheduled (the next run tries it again) and says why.
+                ereport!(
+                    WARNING,
+                    PgSqlErrorCode::ERRCODE_WARNING,
+                    format!("campaign {id} was not executed: {sqlstate}: {message}")
+                );
+                let payload =
+                    json!({ "campaign_id": id, "sqlstate": sqlstate, "message": message });
+                emit(c, account_id, "campaign_execution_failed", payload, as_of)?;
+            }
         }
     }
     Ok(Step { done, full })
@@ -594,8 +611,10 @@ pub fn run_due(c: &mut SpiClient<'_>, as_of: TimestampWithTimeZone, batch: Batch
 /// own; returns how many it executed, whatever status each ended in. An account locked by
 /// another transaction is skipped (SKIP LOCKED), not waited for: its campaigns stay scheduled
 /// for the next run. Safe to repeat: an executed campaign is never due again. A balance or
-/// dunning failure is a status, not an error; an unexpected SQL error aborts the whole call
-/// (no per-campaign savepoint), and the next run retries every campaign still scheduled.
+/// dunning failure is a status, not an error. Each campaign runs in a subtransaction: one that
+/// raises an unexpected error is undone alone, stays scheduled (the next run retries it), is not
+/// counted, and leaves a WARNING and an event `campaign_execution_failed`; a cancel or timeout
+/// (57014), serialization failure or deadlock still aborts the whole call.
 fn run_due_campaigns(a: &Args) -> Result<Ret> {
     let as_of = a.ts(0, "as_of")?;
     let step = with_spi(|c| run_due(c, as_of, Batch::ALL))?;

@@ -125,6 +125,13 @@ impl BillingError {
     }
 }
 
+/// The five characters of a packed SQLSTATE (PostgreSQL's unpack_sql_state).
+pub fn unpack_sqlstate(code: i32) -> String {
+    (0..5)
+        .map(|i| (((code >> (6 * i)) & 0x3f) as u8 + b'0') as char)
+        .collect()
+}
+
 /// PostgreSQL's MAKE_SQLSTATE: five 6-bit characters.
 pub fn pack_sqlstate(code: &str) -> i32 {
     code.bytes()
@@ -150,6 +157,9 @@ mod tests {
         assert_eq!(pack_sqlstate("22023"), 2 | (2 << 6) | (2 << 18) | (3 << 24));
         assert_eq!(pack_sqlstate("P0002"), 32 | (2 << 24));
         assert_ne!(pack_sqlstate("BL001"), pack_sqlstate("BL002"));
+        for code in ["22023", "P0002", "BL001", "57014", "40P01", "XX000"] {
+            assert_eq!(unpack_sqlstate(pack_sqlstate(code)), code);
+        }
     }
 
     #[test]

@@ -110,3 +110,35 @@ SELECT status, reservation_id, cost, charged FROM billing.campaigns WHERE id = :
 SELECT id, status, cost, charged FROM billing.campaigns ORDER BY id;
 SELECT kind, count(*) FROM billing.events GROUP BY kind ORDER BY kind;
 SELECT check_name, ok FROM billing.verify_ledger() WHERE NOT ok;
+
+-- 9. run_due_campaigns decides each campaign on its own: one whose execution raises (here a
+--    rule an administrator added refuses it) is undone alone and stays scheduled, its hold
+--    intact, with a warning and an event; the others run. (A cancel or timeout still aborts the
+--    whole call: tests/reliability.)
+\set VERBOSITY terse
+SELECT billing.create_campaign(:a, 'sms', 'promotional', 10, name => 'refused', as_of => '2026-10-03') AS c9 \gset
+SELECT billing.create_campaign(:a, 'sms', 'promotional', 10, name => 'fine', as_of => '2026-10-03') AS c10 \gset
+SELECT billing.schedule_campaign(:c9, '2026-10-03 09:00+00', hold => true, as_of => '2026-10-03');
+SELECT billing.schedule_campaign(:c10, '2026-10-03 09:30+00', as_of => '2026-10-03');
+SELECT reserved AS reserved_before FROM billing.account_balance(:a);
+CREATE FUNCTION public.refuse_running() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.name = 'refused' AND NEW.status = 'running' THEN
+        RAISE EXCEPTION 'campaign % refused by a site rule', NEW.id;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER site_rule BEFORE UPDATE ON billing.campaigns
+    FOR EACH ROW EXECUTE FUNCTION public.refuse_running();
+SELECT billing.run_due_campaigns('2026-10-03 10:00+00') AS executed;
+SELECT name, status FROM billing.campaigns WHERE id IN (:c9, :c10) ORDER BY id;
+SELECT reserved AS reserved_after FROM billing.account_balance(:a);
+SELECT payload ->> 'campaign_id' = :'c9' AS names_c9, payload ->> 'sqlstate' AS sqlstate,
+       payload ->> 'message' AS message
+  FROM billing.events WHERE kind = 'campaign_execution_failed';
+-- Without the rule, the next run executes it.
+DROP TRIGGER site_rule ON billing.campaigns;
+DROP FUNCTION public.refuse_running();
+SELECT billing.run_due_campaigns('2026-10-03 10:01+00') AS executed;
+SELECT name, status FROM billing.campaigns WHERE id IN (:c9, :c10) ORDER BY id;
+SELECT check_name, ok FROM billing.verify_ledger() WHERE NOT ok;
