@@ -200,6 +200,9 @@ mod balanced_trigger {
                 legs.push((transfer_id, amount, currency));
             },
         );
+        if legs.is_empty() {
+            return Ok(None); // an INSERT ... SELECT that inserted nothing
+        }
         if let Some(bad) = first_unbalanced(legs, AnyNumeric::from(0)) {
             ereport!(
                 ERROR,
