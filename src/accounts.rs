@@ -202,8 +202,8 @@ const KNOWN: &str =
     "SELECT EXISTS (SELECT FROM billing.accounts WHERE id OPERATOR(pg_catalog.=) $1)";
 
 /// Whether the account exists. No lock: accounts are never deleted and never change id
-/// (trigger `accounts_key_fixed`), so the answer cannot go stale. This is what the tables on the
-/// charge path check instead of a foreign key, which would KEY SHARE-lock the account row.
+/// (trigger `accounts_key_fixed`), so the answer cannot go stale. The usage rollup asks it to
+/// name the unknown account a statement wrote, where a foreign key would have.
 pub fn known(client: &mut SpiClient<'_>, account_id: i64) -> Result<bool> {
     Ok(one::<bool>(exec(client, KNOWN, &[account_id.into()])?)?.unwrap_or(false))
 }

@@ -232,28 +232,20 @@ mod balanced_trigger {
             }
         })
         .unwrap_or_else(|e| error!("billing: checking the accounts of ledger legs: {e}"));
-        match wrong {
-            None => {}
-            Some((id, _, None)) => {
-                ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
-            "insert or update on table \"ledger_entries\" violates foreign key constraint \"ledger_entries_account_id_fkey\"",
-            format!("Key (account_id)=({id}) is not present in table \"accounts\".")
-        );
-            }
-            Some((id, leg, Some(own))) => {
-                ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
-            format!(
-                "new row for relation \"ledger_entries\" violates check constraint \"ledger_entries_in_account_currency\""
+        let (code, message, detail) = match wrong {
+            None => return Ok(None),
+            Some((id, _, None)) => (
+                PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+                "insert or update on table \"ledger_entries\" violates foreign key constraint \"ledger_entries_account_id_fkey\"",
+                format!("Key (account_id)=({id}) is not present in table \"accounts\"."),
             ),
-            format!("A leg in {leg} for account {id}, whose currency is {own}.")
-        );
-            }
-        }
-        Ok(None)
+            Some((id, leg, Some(own))) => (
+                PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+                "new row for relation \"ledger_entries\" violates check constraint \"ledger_entries_in_account_currency\"",
+                format!("A leg in {leg} for account {id}, whose currency is {own}."),
+            ),
+        };
+        ereport!(ERROR, code, message, detail);
     }
     crate::invariants::trigger_symbol!(
         billing_check_transfers_balanced,

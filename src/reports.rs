@@ -170,29 +170,32 @@ mod rollup_trigger {
     // hot channel row on every charge. One statement for the common single group (a VALUES row
     // starts faster than six unnests), one for a bulk write. Names are qualified: a trigger runs
     // under the caller's search_path (direct DML).
-    const ROLL_UP_ONE: &str = "
-        INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
-        SELECT t.* FROM (VALUES ($1::pg_catalog.int8, $2::pg_catalog.date, $3::pg_catalog.text,
-                                 $4::pg_catalog.text, $5::pg_catalog.numeric, $6::pg_catalog.numeric))
-                        AS t(account_id, day, channel, category, units, amount)
-         WHERE EXISTS (SELECT FROM billing.accounts a WHERE a.id OPERATOR(pg_catalog.=) t.account_id)
-           AND EXISTS (SELECT FROM billing.channels c WHERE c.channel OPERATOR(pg_catalog.=) t.channel)
-        ON CONFLICT (account_id, day, channel, category)
-        DO UPDATE SET units = d.units OPERATOR(pg_catalog.+) EXCLUDED.units,
-                      amount = d.amount OPERATOR(pg_catalog.+) EXCLUDED.amount
-        RETURNING 1";
-    const ROLL_UP_MANY: &str = "
-        INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
-        SELECT t.* FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.date[]),
-                                   pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),
-                                   pg_catalog.unnest($5::pg_catalog.numeric[]), pg_catalog.unnest($6::pg_catalog.numeric[]))
-                        AS t(account_id, day, channel, category, units, amount)
-         WHERE EXISTS (SELECT FROM billing.accounts a WHERE a.id OPERATOR(pg_catalog.=) t.account_id)
-           AND EXISTS (SELECT FROM billing.channels c WHERE c.channel OPERATOR(pg_catalog.=) t.channel)
-        ON CONFLICT (account_id, day, channel, category)
-        DO UPDATE SET units = d.units OPERATOR(pg_catalog.+) EXCLUDED.units,
-                      amount = d.amount OPERATOR(pg_catalog.+) EXCLUDED.amount
-        RETURNING 1";
+    // The statement after its source of rows `t`: written only where account and channel exist.
+    macro_rules! roll_up_from {
+        ($source:literal) => {
+            concat!(
+                "INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
+                 SELECT t.* FROM ",
+                $source,
+                " AS t(account_id, day, channel, category, units, amount)
+                 WHERE EXISTS (SELECT FROM billing.accounts a WHERE a.id OPERATOR(pg_catalog.=) t.account_id)
+                   AND EXISTS (SELECT FROM billing.channels c WHERE c.channel OPERATOR(pg_catalog.=) t.channel)
+                ON CONFLICT (account_id, day, channel, category)
+                DO UPDATE SET units = d.units OPERATOR(pg_catalog.+) EXCLUDED.units,
+                              amount = d.amount OPERATOR(pg_catalog.+) EXCLUDED.amount
+                RETURNING 1"
+            )
+        };
+    }
+    const ROLL_UP_ONE: &str = roll_up_from!(
+        "(VALUES ($1::pg_catalog.int8, $2::pg_catalog.date, $3::pg_catalog.text,
+                  $4::pg_catalog.text, $5::pg_catalog.numeric, $6::pg_catalog.numeric))"
+    );
+    const ROLL_UP_MANY: &str = roll_up_from!(
+        "ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.date[]),
+                    pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),
+                    pg_catalog.unnest($5::pg_catalog.numeric[]), pg_catalog.unnest($6::pg_catalog.numeric[]))"
+    );
     const CHANNEL_KNOWN: &str =
         "SELECT EXISTS (SELECT FROM billing.channels WHERE channel OPERATOR(pg_catalog.=) $1)";
 
