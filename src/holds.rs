@@ -59,29 +59,34 @@ pub fn hold(
 }
 
 // The common case in one statement: the account row is updated only if it may spend and covers
-// the amount, the hold is inserted, and the account as it was before the hold comes back (columns
-// 1-17 as in lock_account_sql!, then the hold's id) for the events. The UPDATE's row lock is the
-// account lock, so nothing is read twice and no row is locked before it is changed. No row back:
-// something refuses the hold (or the account is unknown), and the locking path says what. Under
-// READ COMMITTED a concurrent change to the account makes PostgreSQL re-check these conditions
-// on the new row version (with the same currency and stage rows: a changed stage finds no row
-// and falls back to the locking path).
+// the amount, the hold is inserted, and back come the hold's id and whether the hold may owe an
+// event (it takes `available` below the auto-recharge threshold while auto-recharge is enabled,
+// or across the low-balance threshold: the conditions of events::available_changed, which then
+// decides with the account read again under the lock this statement took). Most holds owe none,
+// so the account is not read into Rust at all. The UPDATE's row lock is the account lock, so no
+// row is locked before it is changed. No row back: something refuses the hold (or the account is
+// unknown), and the locking path says what. Under READ COMMITTED a concurrent change to the
+// account makes PostgreSQL re-check these conditions on the new row version (with the same
+// currency and stage rows: a changed stage finds no row and falls back to the locking path).
 const RESERVE_AT_ONCE: &str = "
     WITH a AS (
         UPDATE billing.accounts a SET reserved = a.reserved + $2
           FROM billing.currencies c, billing.dunning_stages s
          WHERE a.id = $1 AND c.code = a.currency AND s.stage = a.dunning_stage AND s.outbound_allowed
            AND a.balance - a.reserved + a.overdraft_limit >= $2
-        RETURNING a.currency, a.balance, a.reserved - $2, a.overdraft_limit,
-                  coalesce(a.low_balance_threshold, c.low_balance_threshold), a.dunning_stage,
-                  s.outbound_allowed, s.may_recharge, c.minor_units, c.recharge_min, c.recharge_max,
-                  c.tax_rate, a.auto_recharge, a.auto_recharge_threshold, a.auto_recharge_amount,
-                  a.auto_recharge_method, a.billing_mode, a.id),
+        RETURNING a.id,
+                  coalesce((a.auto_recharge = 'enabled'
+                            AND a.balance - a.reserved + a.overdraft_limit < a.auto_recharge_threshold)
+                           OR (a.balance - a.reserved + a.overdraft_limit
+                                 < coalesce(a.low_balance_threshold, c.low_balance_threshold)
+                               AND a.balance - a.reserved + a.overdraft_limit + $2
+                                 >= coalesce(a.low_balance_threshold, c.low_balance_threshold)),
+                           false) AS events_due),
     r AS (
         INSERT INTO billing.reservations (account_id, amount, reference, expires_at, created_at)
         SELECT a.id, $2, $3, $4, $5 FROM a
         RETURNING id)
-    SELECT a.*, r.id FROM a, r";
+    SELECT r.id, a.events_due FROM a, r";
 
 /// A hold without an idempotency key in one statement (RESERVE_AT_ONCE); None when the hold is
 /// refused or the account unknown, for the locking path to decide and explain.
@@ -108,17 +113,15 @@ fn reserve_at_once(
         return Ok(None);
     }
     let row = rows.first();
-    let before = accounts::from_row(&row, account_id)?;
     let id = row
-        .get::<i64>(19)?
+        .get::<i64>(1)?
         .ok_or_else(|| BillingError::Internal("no reservation id".into()))?;
-    events::available_changed(
-        client,
-        &before,
-        before.available(),
-        before.available() - amount,
-        at,
-    )?;
+    if row.get::<bool>(2)? == Some(true) {
+        // Already locked by the statement: this reads the account as the hold left it.
+        let after = lock(client, account_id)?;
+        let available = after.available();
+        events::available_changed(client, &after, available + amount, available, at)?;
+    }
     Ok(Some(id))
 }
 
