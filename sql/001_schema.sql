@@ -81,10 +81,9 @@ CREATE TABLE billing.accounts (
     auto_recharge_threshold numeric,
     auto_recharge_amount  numeric,
     auto_recharge_method  text REFERENCES billing.payment_methods (code),
-    created_at            timestamptz NOT NULL DEFAULT now(),
-    -- The spending limit itself: available = balance - reserved + overdraft_limit never < 0.
-    -- The other rules of a row are checked by the trigger row_invariants below.
-    CONSTRAINT available_not_negative CHECK (balance - reserved + overdraft_limit >= 0)
+    created_at            timestamptz NOT NULL DEFAULT now()
+    -- The rules of a row, the spending limit among them (available_not_negative:
+    -- balance - reserved + overdraft_limit never < 0), are checked by the trigger row_invariants.
 );
 COMMENT ON TABLE billing.accounts IS
     'Customer wallets. balance and reserved are caches kept in step with ledger_entries and pending reservations in the same transaction (verify_ledger() checks both); writes only through the API.';
@@ -97,7 +96,9 @@ CREATE INDEX accounts_external_ref ON billing.accounts (external_ref) WHERE exte
 -- (src/invariants.rs), not CHECK constraints: PostgreSQL parses and plans a table's CHECK
 -- expressions anew in every statement that writes it, which was 42% of a hold's cost
 -- (docs/performance.md). Same rules, same constraint names in the 23514 message. Named
--- row_invariants so they fire after the other BEFORE triggers, on the row as written.
+-- row_invariants so they fire after the other BEFORE triggers, on the row as written. The
+-- accounts one carries the spending limit, so it is ENABLE ALWAYS: it fires in replica mode too
+-- (session_replication_role = replica quiets ordinary triggers, not this one).
 --   accounts:     reserved, overdraft_limit, low_balance_threshold, auto_recharge_threshold >= 0;
 --                 auto_recharge_amount > 0; billing_mode in (prepaid, postpaid);
 --                 auto_recharge in (disabled, enabled, suspended).
@@ -108,6 +109,7 @@ CREATE FUNCTION billing.account_row_invariants() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'billing_account_row_invariants';
 CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.accounts
     FOR EACH ROW EXECUTE FUNCTION billing.account_row_invariants();
+ALTER TABLE billing.accounts ENABLE ALWAYS TRIGGER row_invariants;
 
 -- An account is never deleted, and its id and currency never change: its ledger, holds and
 -- invoices refer to it and are all in its currency, the account lock joins billing.currencies on
@@ -139,8 +141,11 @@ CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON billing.accounts
 
 -- Two-phase holds ------------------------------------------------------------------------------------
 
+-- No foreign key: the row trigger row_invariants checks on INSERT that the account exists (one
+-- probe of its primary key, accounts::exists), which is what the foreign key did, for an eighth
+-- of its cost; no lock is needed, because an account is never deleted and never changes id.
 CREATE TABLE billing.reservations (
-    account_id  bigint NOT NULL REFERENCES billing.accounts (id),
+    account_id  bigint NOT NULL,
     id          bigint GENERATED ALWAYS AS IDENTITY,
     amount      numeric NOT NULL,
     status      text NOT NULL DEFAULT 'pending',

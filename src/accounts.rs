@@ -208,6 +208,47 @@ pub fn known(client: &mut SpiClient<'_>, account_id: i64) -> Result<bool> {
     Ok(one::<bool>(exec(client, KNOWN, &[account_id.into()])?)?.unwrap_or(false))
 }
 
+/// Whether an account with this id exists, committed or written by this transaction: one probe
+/// of the primary key of `billing.accounts` under the latest snapshot, without SPI and without a
+/// row lock. Like `known`, the answer cannot go stale (accounts are never deleted and never change
+/// id). For the row check of `reservations`, which replaces their foreign key (0.4.0): a foreign
+/// key's check is an SPI query and an after-trigger event per row, 8% of a hold.
+pub fn exists(account_id: i64) -> bool {
+    use pgrx::pg_sys;
+    // SAFETY: plain catalog and index access functions of the backend, called inside a
+    // transaction (from a trigger) with valid arguments; every object opened or registered here
+    // is closed or unregistered before returning, and an ERROR raised by one of them unwinds
+    // through PostgreSQL's resource owners, which release them.
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"billing".as_ptr(), false);
+        let relid = pg_sys::get_relname_relid(c"accounts".as_ptr(), schema);
+        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+        let rel = pg_sys::table_open(relid, lock);
+        let index = pg_sys::index_open(pg_sys::RelationGetPrimaryKeyIndex(rel), lock);
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            1,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_INT8EQ),
+            pg_sys::Datum::from(account_id),
+        );
+        let scan = pg_sys::index_beginscan(rel, index, snapshot, 1, 0);
+        pg_sys::index_rescan(scan, &mut key, 1, std::ptr::null_mut(), 0);
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let found =
+            pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::index_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        // The lock is kept to the end of the transaction, as the executor keeps its own.
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        found
+    }
+}
+
 pub fn now() -> TimestampWithTimeZone {
     // SAFETY: reads the backend's transaction start time, what now() returns.
     let ts = unsafe { pgrx::pg_sys::GetCurrentTransactionStartTimestamp() };

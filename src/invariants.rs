@@ -6,8 +6,9 @@
 //! callgrind that was 42% of the instructions of a `reserve_credits` call, more than the UPDATE
 //! and the INSERT themselves (docs/performance.md). The rules here are exactly the CHECKs they
 //! replace, with SQL's semantics (a comparison with NULL passes) and the same constraint names
-//! in the 23514 message. The spending limit itself, `available_not_negative`, stays a CHECK:
-//! it is the one rule that must hold even where triggers are quiet (a restore in replica mode).
+//! in the 23514 message. The spending limit itself, `available_not_negative`, was the last CHECK
+//! (0.4.0 moved it here, 8% of a hold); the accounts trigger is `ENABLE ALWAYS`, so it fires in
+//! replica mode too (a subscriber's apply, a restore that sets `session_replication_role`).
 //!
 //! Each trigger is named `row_invariants` so that it fires after the table's other BEFORE
 //! triggers (they fire in name order), on the row as it will be written, as a CHECK would.
@@ -15,7 +16,9 @@
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::prelude::*;
 use pgrx::AllocatedByPostgres;
+use std::cell::Cell;
 use std::cmp::Ordering;
+use std::num::NonZeroUsize;
 
 type Row<'a> = PgHeapTuple<'a, AllocatedByPostgres>;
 
@@ -23,19 +26,108 @@ type Row<'a> = PgHeapTuple<'a, AllocatedByPostgres>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Broken(pub &'static str, pub &'static str);
 
-/// `Some(ordering)` of a numeric against zero, None for NULL.
-fn sign(row: &Row<'_>, column: &str) -> Option<Ordering> {
-    let n: Option<AnyNumeric> = row.get_by_name(column).expect("column of the table");
-    n.map(|n| n.cmp(&AnyNumeric::from(0)))
+/// The columns a rule reads, found by name in one walk of the tuple descriptor (`get_by_name`
+/// walks it again for every column) and read in place: a numeric is compared where it lies, not
+/// copied out (these triggers run for every hold and charge; docs/performance.md).
+struct Cols<'r, 'a, const N: usize> {
+    row: &'r Row<'a>,
+    tuple: *mut pg_sys::HeapTupleData,
+    tupdesc: pg_sys::TupleDesc,
+    at: [NonZeroUsize; N],
+    zero: Cell<Option<pg_sys::Datum>>,
 }
 
-fn text(row: &Row<'_>, column: &str) -> Option<String> {
-    row.get_by_name(column).expect("column of the table")
+impl<'r, 'a, const N: usize> Cols<'r, 'a, N> {
+    /// The new row of a row trigger on INSERT or UPDATE (`row` is `trigger.new()`).
+    fn new(trigger: &PgTrigger<'_>, row: &'r Row<'a>, names: [&str; N]) -> Self {
+        let mut at = [None; N];
+        for (attno, att) in row.attributes() {
+            if att.attisdropped {
+                continue;
+            }
+            let name = att.name();
+            if let Some(i) = names.iter().position(|n| *n == name) {
+                at[i] = Some(attno);
+            }
+        }
+        let at = std::array::from_fn(|i| {
+            at[i].unwrap_or_else(|| panic!("column {} of the table", names[i]))
+        });
+        let data = trigger.trigger_data();
+        let by_update =
+            data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_UPDATE;
+        Cols {
+            row,
+            tuple: if by_update {
+                data.tg_newtuple
+            } else {
+                data.tg_trigtuple
+            },
+            // SAFETY: a trigger's relation is open for the duration of the call.
+            tupdesc: unsafe { (*data.tg_relation).rd_att },
+            at,
+            zero: Cell::new(None),
+        }
+    }
+
+    fn datum(&self, i: usize) -> Option<pg_sys::Datum> {
+        // SAFETY: the trigger's new tuple and its relation's descriptor, valid during the call;
+        // the attribute number was found in that descriptor.
+        unsafe { pgrx::htup::heap_getattr_raw(self.tuple, self.at[i], self.tupdesc) }
+    }
+
+    fn text(&self, i: usize) -> Option<String> {
+        self.row
+            .get_by_index(self.at[i])
+            .expect("column of the table")
+    }
+
+    fn int8(&self, i: usize) -> Option<i64> {
+        self.row
+            .get_by_index(self.at[i])
+            .expect("column of the table")
+    }
+
+    fn is_null(&self, i: usize) -> bool {
+        self.datum(i).is_none()
+    }
+
+    /// A numeric column against zero; None for NULL.
+    fn sign(&self, i: usize) -> Option<Ordering> {
+        let zero = match self.zero.get() {
+            Some(z) => z,
+            None => {
+                let z = numeric_of(0);
+                self.zero.set(Some(z));
+                z
+            }
+        };
+        self.datum(i).map(|d| numeric_cmp(d, zero))
+    }
+
+    /// Two numeric columns against each other; None if either is NULL.
+    fn cmp(&self, i: usize, j: usize) -> Option<Ordering> {
+        Some(numeric_cmp(self.datum(i)?, self.datum(j)?))
+    }
 }
 
-fn has_timestamp(row: &Row<'_>, column: &str) -> bool {
-    let t: Option<TimestampWithTimeZone> = row.get_by_name(column).expect("column of the table");
-    t.is_some()
+fn numeric_of(n: i32) -> pg_sys::Datum {
+    // SAFETY: int4_numeric takes one non-NULL int4 and returns a numeric in the current context.
+    unsafe { pgrx::direct_function_call(pg_sys::int4_numeric, &[Some(pg_sys::Datum::from(n))]) }
+        .expect("int4_numeric returns a value")
+}
+
+fn numeric_cmp(a: pg_sys::Datum, b: pg_sys::Datum) -> Ordering {
+    // SAFETY: both are non-NULL numeric datums of a row (or numeric_of); numeric_cmp reads them.
+    let c: i32 = unsafe { pgrx::direct_function_call(pg_sys::numeric_cmp, &[Some(a), Some(b)]) }
+        .expect("numeric_cmp returns a value");
+    c.cmp(&0)
+}
+
+fn numeric_add(a: pg_sys::Datum, b: pg_sys::Datum) -> pg_sys::Datum {
+    // SAFETY: both are non-NULL numeric datums; the sum is allocated in the current context.
+    unsafe { pgrx::direct_function_call(pg_sys::numeric_add, &[Some(a), Some(b)]) }
+        .expect("numeric_add returns a value")
 }
 
 /// SQL's `value >= 0` (or `> 0`) as a CHECK sees it: NULL passes.
@@ -54,9 +146,12 @@ fn first_broken(table: &'static str, rules: &[(bool, &'static str)]) -> Result<(
     }
 }
 
-/// The account rules: limits and thresholds not negative, an auto-recharge amount above 0, and
-/// the two state columns within their words.
+/// The account rules: the spending limit (`available = balance - reserved + overdraft_limit`
+/// never below 0), limits and thresholds not negative, an auto-recharge amount above 0, and the
+/// two state columns within their words.
+#[allow(clippy::too_many_arguments)]
 pub fn account_rule(
+    available: Option<Ordering>,
     reserved: Option<Ordering>,
     overdraft_limit: Option<Ordering>,
     low_balance_threshold: Option<Ordering>,
@@ -67,6 +162,7 @@ pub fn account_rule(
 ) -> Result<(), Broken> {
     let t = "accounts";
     let checks = [
+        (at_least_zero(available), "available_not_negative"),
         (at_least_zero(reserved), "accounts_reserved_check"),
         (
             at_least_zero(overdraft_limit),
@@ -188,14 +284,37 @@ fn account_row_invariants<'a>(
     let row = trigger
         .new()
         .expect("a row trigger on INSERT or UPDATE has a new row");
+    let c = Cols::new(
+        trigger,
+        &row,
+        [
+            "balance",
+            "reserved",
+            "overdraft_limit",
+            "low_balance_threshold",
+            "auto_recharge_threshold",
+            "auto_recharge_amount",
+            "billing_mode",
+            "auto_recharge",
+        ],
+    );
+    // available = balance - reserved + overdraft_limit, against 0: (balance + overdraft_limit)
+    // against reserved. As in SQL, NULL passes (the columns are NOT NULL).
+    let available = match (c.datum(0), c.datum(1), c.datum(2)) {
+        (Some(balance), Some(reserved), Some(limit)) => {
+            Some(numeric_cmp(numeric_add(balance, limit), reserved))
+        }
+        _ => None,
+    };
     if let Err(b) = account_rule(
-        sign(&row, "reserved"),
-        sign(&row, "overdraft_limit"),
-        sign(&row, "low_balance_threshold"),
-        sign(&row, "auto_recharge_threshold"),
-        sign(&row, "auto_recharge_amount"),
-        text(&row, "billing_mode").as_deref(),
-        text(&row, "auto_recharge").as_deref(),
+        available,
+        c.sign(1),
+        c.sign(2),
+        c.sign(3),
+        c.sign(4),
+        c.sign(5),
+        c.text(6).as_deref(),
+        c.text(7).as_deref(),
     ) {
         refuse(b);
     }
@@ -203,7 +322,8 @@ fn account_row_invariants<'a>(
 }
 
 /// `billing.reservation_row_invariants()`: BEFORE INSERT OR UPDATE trigger of
-/// billing.reservations. Locks nothing, reads nothing but the new row; 23514 when a rule is broken.
+/// billing.reservations. Locks nothing; 23514 when a rule is broken; on INSERT, 23503 unless the
+/// hold's account exists (one probe of its primary key: the foreign key this replaces).
 #[pg_trigger(sql = false)]
 fn reservation_row_invariants<'a>(
     trigger: &'a PgTrigger<'a>,
@@ -211,19 +331,28 @@ fn reservation_row_invariants<'a>(
     let row = trigger
         .new()
         .expect("a row trigger on INSERT or UPDATE has a new row");
-    let amount: Option<AnyNumeric> = row.get_by_name("amount").expect("column of the table");
-    let captured: Option<AnyNumeric> = row.get_by_name("captured").expect("column of the table");
-    let captured = captured.map(|c| {
-        let vs_amount = amount.as_ref().map_or(Ordering::Less, |a| c.cmp(a));
-        (c.cmp(&AnyNumeric::from(0)), vs_amount)
-    });
-    if let Err(b) = reservation_rule(
-        amount.map(|a| a.cmp(&AnyNumeric::from(0))),
-        text(&row, "status").as_deref(),
-        captured,
-        has_timestamp(&row, "resolved_at"),
-    ) {
+    let c = Cols::new(
+        trigger,
+        &row,
+        ["amount", "captured", "status", "resolved_at", "account_id"],
+    );
+    let captured = c
+        .sign(1)
+        .map(|sign| (sign, c.cmp(1, 0).unwrap_or(Ordering::Less)));
+    if let Err(b) = reservation_rule(c.sign(0), c.text(2).as_deref(), captured, !c.is_null(3)) {
         refuse(b);
+    }
+    // The hold's account must exist (what the foreign key checked before 0.4.0). On INSERT only:
+    // guard_transition, which fires first, refuses any change of account_id.
+    if matches!(trigger.op(), Ok(PgTriggerOperation::Insert)) {
+        if let Some(id) = c.int8(4).filter(|id| !crate::accounts::exists(*id)) {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
+                "insert or update on table \"reservations\" violates foreign key constraint \"reservations_account_id_fkey\"",
+                format!("Key (account_id)=({id}) is not present in table \"accounts\".")
+            );
+        }
     }
     Ok(Some(row))
 }
@@ -237,10 +366,8 @@ fn ledger_row_invariants<'a>(
     let row = trigger
         .new()
         .expect("a row trigger on INSERT has a new row");
-    if let Err(b) = ledger_rule(
-        text(&row, "ledger_account").as_deref(),
-        sign(&row, "amount"),
-    ) {
+    let c = Cols::new(trigger, &row, ["ledger_account", "amount"]);
+    if let Err(b) = ledger_rule(c.text(0).as_deref(), c.sign(1)) {
         refuse(b);
     }
     Ok(Some(row))
@@ -255,11 +382,8 @@ fn usage_row_invariants<'a>(
     let row = trigger
         .new()
         .expect("a row trigger on INSERT or UPDATE has a new row");
-    if let Err(b) = usage_rule(
-        sign(&row, "units"),
-        sign(&row, "price"),
-        sign(&row, "carrier_fee"),
-    ) {
+    let c = Cols::new(trigger, &row, ["units", "price", "carrier_fee"]);
+    if let Err(b) = usage_rule(c.sign(0), c.sign(1), c.sign(2)) {
         refuse(b);
     }
     Ok(Some(row))
@@ -272,7 +396,7 @@ mod tests {
 
     #[test]
     fn account_rules_are_the_checks_they_replace() {
-        let ok = |r, o, l, t, a, m, s| account_rule(r, o, l, t, a, m, s).is_ok();
+        let ok = |r, o, l, t, a, m, s| account_rule(Some(Z), r, o, l, t, a, m, s).is_ok();
         assert!(ok(
             Some(Z),
             Some(Z),
@@ -291,7 +415,14 @@ mod tests {
             Some("postpaid"),
             Some("enabled")
         ));
-        let err = |r, o, l, t, a, m, s| account_rule(r, o, l, t, a, m, s).unwrap_err().1;
+        let err = |r, o, l, t, a, m, s| account_rule(Some(P), r, o, l, t, a, m, s).unwrap_err().1;
+        assert_eq!(
+            account_rule(Some(N), Some(Z), Some(Z), None, None, None, None, None)
+                .unwrap_err()
+                .1,
+            "available_not_negative"
+        );
+        assert!(account_rule(None, Some(Z), Some(Z), None, None, None, None, None).is_ok());
         assert_eq!(
             err(Some(N), Some(Z), None, None, None, None, None),
             "accounts_reserved_check"

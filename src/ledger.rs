@@ -4,7 +4,8 @@
 //! A transfer is posted by one statement that draws a transfer id, moves the account's cached
 //! balance (and reserved, for captures) and inserts every entry; the statement trigger
 //! `ledger_entries_balanced` refuses it if the entries do not sum to zero, and the accounts
-//! CHECK `available_not_negative` refuses it if it would overdraw the wallet.
+//! rule `available_not_negative` (trigger `row_invariants`) refuses it if it would overdraw the
+//! wallet.
 
 use crate::db::{exec, with_spi};
 use crate::error::{BillingError, Result};

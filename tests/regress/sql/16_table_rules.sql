@@ -18,7 +18,8 @@ SELECT label, pg_temp.err(stmt) AS result
     ('accounts: unknown auto-recharge',   'UPDATE billing.accounts SET auto_recharge = ''on'' WHERE id = 1'),
     ('accounts: negative AR threshold',   'UPDATE billing.accounts SET auto_recharge_threshold = -1 WHERE id = 1'),
     ('accounts: zero AR amount',          'UPDATE billing.accounts SET auto_recharge_amount = 0 WHERE id = 1'),
-    ('accounts: overdrawn (the CHECK)',   'UPDATE billing.accounts SET balance = -1 WHERE id = 1'),
+    ('accounts: overdrawn',               'UPDATE billing.accounts SET balance = -1 WHERE id = 1'),
+    ('accounts: held beyond available',   'UPDATE billing.accounts SET reserved = balance + overdraft_limit + 0.000001 WHERE id = 1'),
     ('accounts: insert a bad row',        'INSERT INTO billing.accounts (currency, reserved) VALUES (''INR'', -5)'),
     ('holds: amount 0',                   'INSERT INTO billing.reservations (account_id, amount) VALUES (1, 0)'),
     ('holds: unknown status',             'INSERT INTO billing.reservations (account_id, amount, status) VALUES (1, 5, ''held'')'),
@@ -42,6 +43,13 @@ SELECT label, pg_temp.err(stmt) AS result
     ('a valid direct write passes',       'UPDATE billing.accounts SET low_balance_threshold = 50 WHERE id = 1')
   ) AS t(label, stmt);
 SELECT check_name, ok FROM billing.verify_ledger() WHERE NOT ok;
+
+-- The spending limit holds in replica mode too (its trigger is ENABLE ALWAYS), where ordinary
+-- triggers are quiet.
+SET session_replication_role = replica;
+SELECT pg_temp.err('UPDATE billing.accounts SET reserved = balance + 1 WHERE id = 1') AS overdrawn_in_replica_mode;
+RESET session_replication_role;
+SELECT balance - reserved + overdraft_limit AS available FROM billing.accounts WHERE id = 1;
 
 -- Changes to seeded rows are recorded (the row as it now is; NULL when deleted); a changed key
 -- counts as deleting the seeded row; rows administrators added are not recorded (pg_dump keeps
