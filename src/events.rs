@@ -46,6 +46,40 @@ pub fn crosses_below(before: Decimal, after: Decimal, threshold: Decimal) -> boo
     before >= threshold && after < threshold
 }
 
+/// For a one-statement spend (`UPDATE billing.accounts a ... FROM billing.currencies c ...
+/// RETURNING`, which sees the row as changed): whether `available`, lowered by `$amount`, now
+/// owes what `available_changed` may record, an auto-recharge request (below the auto-recharge
+/// threshold while enabled) or a low-balance event (it crossed the threshold). Only then is the
+/// account read into Rust and `available_changed` asked; most spends owe neither.
+macro_rules! events_due_sql {
+    ($amount:literal) => {
+        concat!(
+            "coalesce((a.auto_recharge = 'enabled'
+                       AND a.balance - a.reserved + a.overdraft_limit < a.auto_recharge_threshold)
+                      OR (a.balance - a.reserved + a.overdraft_limit
+                            < coalesce(a.low_balance_threshold, c.low_balance_threshold)
+                          AND a.balance - a.reserved + a.overdraft_limit + ",
+            $amount,
+            " >= coalesce(a.low_balance_threshold, c.low_balance_threshold)),
+                     false)"
+        )
+    };
+}
+pub(crate) use events_due_sql;
+
+/// After a one-statement spend whose `events_due_sql!` was true: reads the account (locked by
+/// that statement) and records what is due, with `available` before and after.
+pub fn spent_at_once(
+    client: &mut SpiClient<'_>,
+    account_id: i64,
+    amount: Decimal,
+    at: TimestampWithTimeZone,
+) -> Result<()> {
+    let after = crate::accounts::lock(client, account_id)?;
+    let available = after.available();
+    available_changed(client, &after, available + amount, available, at)
+}
+
 /// Called by every function that lowers `available`, under the account lock, with the values
 /// before and after its change: the auto-recharge request and the low-balance event.
 pub fn available_changed(

@@ -68,25 +68,22 @@ pub fn hold(
 // unknown), and the locking path says what. Under READ COMMITTED a concurrent change to the
 // account makes PostgreSQL re-check these conditions on the new row version (with the same
 // currency and stage rows: a changed stage finds no row and falls back to the locking path).
-const RESERVE_AT_ONCE: &str = "
+const RESERVE_AT_ONCE: &str = concat!(
+    r#"
     WITH a AS (
         UPDATE billing.accounts a SET reserved = a.reserved + $2
           FROM billing.currencies c, billing.dunning_stages s
          WHERE a.id = $1 AND c.code = a.currency AND s.stage = a.dunning_stage AND s.outbound_allowed
            AND a.balance - a.reserved + a.overdraft_limit >= $2
-        RETURNING a.id,
-                  coalesce((a.auto_recharge = 'enabled'
-                            AND a.balance - a.reserved + a.overdraft_limit < a.auto_recharge_threshold)
-                           OR (a.balance - a.reserved + a.overdraft_limit
-                                 < coalesce(a.low_balance_threshold, c.low_balance_threshold)
-                               AND a.balance - a.reserved + a.overdraft_limit + $2
-                                 >= coalesce(a.low_balance_threshold, c.low_balance_threshold)),
-                           false) AS events_due),
+        RETURNING a.id, "#,
+    events::events_due_sql!("$2"),
+    r#" AS events_due),
     r AS (
         INSERT INTO billing.reservations (account_id, amount, reference, expires_at, created_at)
         SELECT a.id, $2, $3, $4, $5 FROM a
         RETURNING id)
-    SELECT r.id, a.events_due FROM a, r";
+    SELECT r.id, a.events_due FROM a, r"#
+);
 
 /// A hold without an idempotency key in one statement (RESERVE_AT_ONCE); None when the hold is
 /// refused or the account unknown, for the locking path to decide and explain.
@@ -117,10 +114,7 @@ fn reserve_at_once(
         .get::<i64>(1)?
         .ok_or_else(|| BillingError::Internal("no reservation id".into()))?;
     if row.get::<bool>(2)? == Some(true) {
-        // Already locked by the statement: this reads the account as the hold left it.
-        let after = lock(client, account_id)?;
-        let available = after.available();
-        events::available_changed(client, &after, available + amount, available, at)?;
+        events::spent_at_once(client, account_id, amount, at)?;
     }
     Ok(Some(id))
 }

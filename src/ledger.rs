@@ -82,17 +82,35 @@ const POST: &str = "
       FROM t, unnest($8::text[], $9::numeric[]) AS leg(ledger_account, amount)
     RETURNING transfer_id";
 
-/// Posts a transfer. The caller holds the account lock.
-pub fn post(client: &mut SpiClient<'_>, t: Transfer<'_>) -> Result<()> {
-    let legs: Vec<_> = t.legs.into_iter().filter(|(_, d)| !d.is_zero()).collect();
+/// A transfer's legs as the statements that post them take them: the ledger accounts' names and
+/// the amounts, zero legs dropped, and the wallet's delta. An internal error unless they balance.
+pub struct Legs {
+    pub names: Vec<String>,
+    pub amounts: Vec<Money>,
+    pub wallet_delta: Decimal,
+}
+
+pub fn legs(kind: &str, legs: Vec<(LedgerAccount, Decimal)>) -> Result<Legs> {
+    let legs: Vec<_> = legs.into_iter().filter(|(_, d)| !d.is_zero()).collect();
     if legs.is_empty() || !is_balanced(&legs) {
         return Err(BillingError::Internal(format!(
-            "unbalanced transfer for {}",
-            t.kind
+            "unbalanced transfer for {kind}"
         )));
     }
-    let names: Vec<String> = legs.iter().map(|(a, _)| a.as_str().to_string()).collect();
-    let amounts: Vec<Money> = legs.iter().map(|(_, d)| Money(*d)).collect();
+    Ok(Legs {
+        names: legs.iter().map(|(a, _)| a.as_str().to_string()).collect(),
+        amounts: legs.iter().map(|(_, d)| Money(*d)).collect(),
+        wallet_delta: wallet_delta(&legs),
+    })
+}
+
+/// Posts a transfer. The caller holds the account lock.
+pub fn post(client: &mut SpiClient<'_>, t: Transfer<'_>) -> Result<()> {
+    let Legs {
+        names,
+        amounts,
+        wallet_delta,
+    } = legs(t.kind, t.legs)?;
     exec(
         client,
         POST,
@@ -102,7 +120,7 @@ pub fn post(client: &mut SpiClient<'_>, t: Transfer<'_>) -> Result<()> {
             t.kind.into(),
             t.source.into(),
             t.source_id.into(),
-            Money(wallet_delta(&legs)).into(),
+            Money(wallet_delta).into(),
             Money(t.reserved_delta).into(),
             names.into(),
             amounts.into(),

@@ -3,7 +3,7 @@
 
 use crate::accounts::{lock, now};
 use crate::boundary::{money, Args, Ret};
-use crate::db::{insert_id, with_spi};
+use crate::db::{exec, insert_id, with_spi};
 use crate::error::{BillingError, Result};
 use crate::events::{self, num};
 use crate::idempotency::{check_key, remember, replay, Key};
@@ -49,6 +49,108 @@ pub fn insert(
     )
 }
 
+// The common charge in two statements, as the hold does it in one: the rate in the account's
+// currency, read without a lock (an account's currency never changes, and the locking path reads
+// rates unlocked too), then one statement that updates the account only if it may spend and
+// covers the charge (its row lock is the account lock), inserts the usage row and posts the
+// transfer (the same legs and checks as ledger::post). No row back: something refuses the charge
+// (an unknown account, a blocked stage, too little available), and the locking path says what;
+// it also takes charges of 0 (a free category: a usage row, no transfer) and keyed retries.
+const RATE_OF_ACCOUNT: &str = "
+    SELECT a.currency, r.unit_price, r.carrier_fee
+      FROM billing.accounts a
+      JOIN billing.rates r ON r.currency = a.currency AND r.channel = $2 AND r.category = $3
+     WHERE a.id = $1";
+
+const CHARGE_AT_ONCE: &str = concat!(
+    r#"
+    WITH a AS (
+        UPDATE billing.accounts a SET balance = a.balance - $4
+          FROM billing.currencies c, billing.dunning_stages s
+         WHERE a.id = $1 AND c.code = a.currency AND s.stage = a.dunning_stage AND s.outbound_allowed
+           AND a.balance - a.reserved + a.overdraft_limit >= $4
+        RETURNING a.id, "#,
+    events::events_due_sql!("$4"),
+    r#" AS events_due),
+    u AS (
+        INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at)
+        SELECT a.id, $2, $3, $5, $6, $7, $8 FROM a
+        RETURNING id),
+    t AS (SELECT nextval('billing.transfer_ids') AS transfer_id),
+    l AS (
+        INSERT INTO billing.ledger_entries
+               (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id, created_at)
+        SELECT $1, t.transfer_id, leg.ledger_account, $9, leg.amount, 'usage', 'usage', u.id, $12
+          FROM u, t, unnest($10::text[], $11::numeric[]) AS leg(ledger_account, amount))
+    SELECT u.id, a.events_due FROM a, u"#
+);
+
+/// A charge without an idempotency key in two statements (CHARGE_AT_ONCE): the amount charged,
+/// or None for the locking path to decide and explain.
+fn charge_at_once(
+    client: &mut SpiClient<'_>,
+    account_id: i64,
+    channel: &str,
+    category: &str,
+    units: Decimal,
+    occurred_at: TimestampWithTimeZone,
+) -> Result<Option<Decimal>> {
+    let rows = exec(
+        client,
+        RATE_OF_ACCOUNT,
+        &[account_id.into(), channel.into(), category.into()],
+    )?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let row = rows.first();
+    let (Some(currency), Some(unit_price), Some(carrier_fee)) = (
+        row.get::<String>(1)?,
+        row.get::<Money>(2)?,
+        row.get::<Money>(3)?,
+    ) else {
+        return Ok(None);
+    };
+    let rate = rates::Rate {
+        unit_price: unit_price.0,
+        carrier_fee: carrier_fee.0,
+    };
+    let Ok((price, fee)) = charge(units, rate) else {
+        return Ok(None); // out of range: the locking path raises it
+    };
+    let total = price + fee;
+    if total.is_zero() {
+        return Ok(None);
+    }
+    let legs = ledger::legs("usage", charge_legs(price, fee))?;
+    let at = now();
+    let rows = exec(
+        client,
+        CHARGE_AT_ONCE,
+        &[
+            account_id.into(),
+            channel.into(),
+            category.into(),
+            Money(total).into(),
+            Money(units).into(),
+            Money(price).into(),
+            Money(fee).into(),
+            occurred_at.into(),
+            currency.into(),
+            legs.names.into(),
+            legs.amounts.into(),
+            at.into(),
+        ],
+    )?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    if rows.first().get::<bool>(2)? == Some(true) {
+        events::spent_at_once(client, account_id, total, at)?;
+    }
+    Ok(Some(total))
+}
+
 fn replayed_amount(result: &Value) -> Result<Decimal> {
     result
         .get("amount")
@@ -61,7 +163,8 @@ fn replayed_amount(result: &Value) -> Result<Decimal> {
 /// idempotency_key DEFAULT NULL) → numeric`
 /// Charges `round(units × (unit_price + carrier_fee), 6)` at once (the price part to revenue, the
 /// carrier fee part to carrier fees payable) and returns the amount charged; a free category charges 0
-/// and is still recorded. Locks the account. BL004 if the account may not spend, BL001 if
+/// and is still recorded. Locks the account (without a key, by the one UPDATE that charges, when the
+/// charge is allowed: CHARGE_AT_ONCE). BL004 if the account may not spend, BL001 if
 /// `available` does not cover the charge, 22023 for an unknown channel, no rate, or malformed
 /// units, P0002 for an unknown account. Idempotent on the key (BL006 on other arguments). May
 /// record `low_balance`.
@@ -73,6 +176,13 @@ fn record_usage(a: &Args) -> Result<Ret> {
     let occurred_at = a.ts(4, "occurred_at")?;
     let key = check_key(a.opt_text(5))?;
     let charged = with_spi(|c| {
+        if key.is_none() {
+            if let Some(total) =
+                charge_at_once(c, account_id, &channel, &category, units, occurred_at)?
+            {
+                return Ok(total);
+            }
+        }
         let acct = lock(c, account_id)?;
         let key = key.as_deref().map(|key| Key {
             account_id,
