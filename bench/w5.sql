@@ -129,9 +129,10 @@ UPDATE billing.campaigns
  WHERE account_id > :a0;
 
 -- History, as a live system has it: one released hold per campaign account, so the planner
--- sees a populated billing.reservations. With -v history=0 the table starts empty, and the
--- campaign guard trigger's cached plan for its hold lookup is a sequential scan: each campaign
--- set running scans every hold made before it in the call, quadratic in the due campaigns.
+-- sees a populated billing.reservations. With -v history=0 the table starts empty; before 0.4.0
+-- the campaign guard trigger's cached plan for its hold lookup was then a sequential scan, each
+-- campaign set running scanned every hold made before it in the call, quadratic in the due
+-- campaigns (the guard now runs with enable_seqscan = off).
 \if :history
 INSERT INTO billing.reservations (account_id, amount, status, reference, created_at, resolved_at)
 SELECT :a0 + g, 10, 'released', 'w5 history', timestamptz :'as_of' - interval '30 days', timestamptz :'as_of' - interval '29 days'

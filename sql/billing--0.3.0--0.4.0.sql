@@ -13,3 +13,7 @@ ALTER TABLE billing.accounts ENABLE ALWAYS TRIGGER row_invariants;
 -- probe of the account's primary key; the same 23503 and constraint name), not by an SPI query
 -- and an after-trigger event per row. Accounts are never deleted, so no lock is needed.
 ALTER TABLE billing.reservations DROP CONSTRAINT reservations_account_id_fkey;
+
+-- The campaign guard's look-ups always use their key index: a generic plan made while
+-- billing.reservations was empty was a sequential scan, quadratic in a large run_due_campaigns.
+ALTER FUNCTION billing.guard_campaign() SET enable_seqscan = off;

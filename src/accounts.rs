@@ -208,24 +208,26 @@ pub fn known(client: &mut SpiClient<'_>, account_id: i64) -> Result<bool> {
     Ok(one::<bool>(exec(client, KNOWN, &[account_id.into()])?)?.unwrap_or(false))
 }
 
-/// Whether an account with this id exists, committed or written by this transaction: one probe
-/// of the primary key of `billing.accounts` under the latest snapshot, without SPI and without a
-/// row lock. Like `known`, the answer cannot go stale (accounts are never deleted and never change
+/// Whether an account with this id exists, committed or written by this transaction (by the
+/// current statement too, as a foreign key's check at the end of it would see): one probe of the
+/// primary key of `billing.accounts` with `SnapshotSelf`, without SPI and without a row lock. Like `known`, the answer cannot go stale (accounts are never deleted and never change
 /// id). For the row check of `reservations`, which replaces their foreign key (0.4.0): a foreign
 /// key's check is an SPI query and an after-trigger event per row, 8% of a hold.
 pub fn exists(account_id: i64) -> bool {
     use pgrx::pg_sys;
     // SAFETY: plain catalog and index access functions of the backend, called inside a
-    // transaction (from a trigger) with valid arguments; every object opened or registered here
-    // is closed or unregistered before returning, and an ERROR raised by one of them unwinds
-    // through PostgreSQL's resource owners, which release them.
+    // transaction (from a trigger) with valid arguments; every object opened here is closed
+    // before returning, and an ERROR raised by one of them unwinds through PostgreSQL's resource
+    // owners, which release them.
     unsafe {
         let schema = pg_sys::get_namespace_oid(c"billing".as_ptr(), false);
         let relid = pg_sys::get_relname_relid(c"accounts".as_ptr(), schema);
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(relid, lock);
         let index = pg_sys::index_open(pg_sys::RelationGetPrimaryKeyIndex(rel), lock);
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        // SnapshotSelf: committed rows and this transaction's own, the current command's included;
+        // not another transaction's uncommitted insert. A static snapshot, not registered.
+        let snapshot = &raw mut pg_sys::SnapshotSelfData;
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         pg_sys::ScanKeyInit(
             &mut key,
@@ -241,7 +243,6 @@ pub fn exists(account_id: i64) -> bool {
             pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         pg_sys::index_endscan(scan);
-        pg_sys::UnregisterSnapshot(snapshot);
         // The lock is kept to the end of the transaction, as the executor keeps its own.
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);

@@ -92,17 +92,21 @@ impl<'r, 'a, const N: usize> Cols<'r, 'a, N> {
         self.datum(i).is_none()
     }
 
-    /// A numeric column against zero; None for NULL.
-    fn sign(&self, i: usize) -> Option<Ordering> {
-        let zero = match self.zero.get() {
+    /// Numeric zero, made once per call.
+    fn zero(&self) -> pg_sys::Datum {
+        match self.zero.get() {
             Some(z) => z,
             None => {
                 let z = numeric_of(0);
                 self.zero.set(Some(z));
                 z
             }
-        };
-        self.datum(i).map(|d| numeric_cmp(d, zero))
+        }
+    }
+
+    /// A numeric column against zero; None for NULL.
+    fn sign(&self, i: usize) -> Option<Ordering> {
+        self.datum(i).map(|d| numeric_cmp(d, self.zero()))
     }
 
     /// Two numeric columns against each other; None if either is NULL.
@@ -124,10 +128,16 @@ fn numeric_cmp(a: pg_sys::Datum, b: pg_sys::Datum) -> Ordering {
     c.cmp(&0)
 }
 
-fn numeric_add(a: pg_sys::Datum, b: pg_sys::Datum) -> pg_sys::Datum {
-    // SAFETY: both are non-NULL numeric datums; the sum is allocated in the current context.
-    unsafe { pgrx::direct_function_call(pg_sys::numeric_add, &[Some(a), Some(b)]) }
-        .expect("numeric_add returns a value")
+/// `numeric_add` or `numeric_sub` of two numerics.
+fn numeric_op(
+    op: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum,
+    a: pg_sys::Datum,
+    b: pg_sys::Datum,
+) -> pg_sys::Datum {
+    // SAFETY: op is numeric_add or numeric_sub, both arguments non-NULL numeric datums; the
+    // result is allocated in the current memory context.
+    unsafe { pgrx::direct_function_call(op, &[Some(a), Some(b)]) }
+        .expect("numeric op returns a value")
 }
 
 /// SQL's `value >= 0` (or `> 0`) as a CHECK sees it: NULL passes.
@@ -162,7 +172,6 @@ pub fn account_rule(
 ) -> Result<(), Broken> {
     let t = "accounts";
     let checks = [
-        (at_least_zero(available), "available_not_negative"),
         (at_least_zero(reserved), "accounts_reserved_check"),
         (
             at_least_zero(overdraft_limit),
@@ -188,6 +197,8 @@ pub fn account_rule(
             above_zero(auto_recharge_amount),
             "accounts_auto_recharge_amount_check",
         ),
+        // Last, as the CHECK it was ran after the rest: the same row reports the same rule.
+        (at_least_zero(available), "available_not_negative"),
     ];
     first_broken(t, &checks)
 }
@@ -298,12 +309,17 @@ fn account_row_invariants<'a>(
             "auto_recharge",
         ],
     );
-    // available = balance - reserved + overdraft_limit, against 0: (balance + overdraft_limit)
-    // against reserved. As in SQL, NULL passes (the columns are NOT NULL).
+    // available = balance - reserved + overdraft_limit, computed as the CHECK did (so a NaN
+    // anywhere passes, as NaN >= 0 does in SQL), against 0. NULL passes (the columns are NOT NULL).
     let available = match (c.datum(0), c.datum(1), c.datum(2)) {
-        (Some(balance), Some(reserved), Some(limit)) => {
-            Some(numeric_cmp(numeric_add(balance, limit), reserved))
-        }
+        (Some(balance), Some(reserved), Some(limit)) => Some(numeric_cmp(
+            numeric_op(
+                pg_sys::numeric_add,
+                numeric_op(pg_sys::numeric_sub, balance, reserved),
+                limit,
+            ),
+            c.zero(),
+        )),
         _ => None,
     };
     if let Err(b) = account_rule(

@@ -80,3 +80,13 @@ INSERT INTO billing.seed_changes (table_name, key, new_row) VALUES ('payment_met
 RESET session_replication_role;
 SELECT recharge_max AS applied_on_restore, tax_rate FROM billing.currencies WHERE code = 'INR';
 SELECT count(*) AS upi_left FROM billing.payment_methods WHERE code = 'upi';
+
+-- A hold's account may be one the same statement creates (as with the foreign key it replaces,
+-- which checked after the statement); rolled back, since the account's reserved is not kept.
+BEGIN;
+SELECT pg_temp.err('WITH a AS (INSERT INTO billing.accounts (currency) VALUES (''INR'') RETURNING id)
+                    INSERT INTO billing.reservations (account_id, amount) SELECT id, 1 FROM a') AS hold_of_a_new_account;
+ROLLBACK;
+-- A row breaking a rule and the spending limit reports the rule, as when the limit was a CHECK
+-- (checked after the row's other rules).
+SELECT pg_temp.err('UPDATE billing.accounts SET overdraft_limit = -1000000 WHERE id = 1') AS two_rules_broken;
