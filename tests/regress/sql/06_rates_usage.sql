@@ -83,3 +83,39 @@ SELECT billing.record_usage(:us, 'sms', 'automation', 1, occurred_at => NULL);
 SELECT billing.record_usage(999, 'sms', 'automation', 1);
 SELECT count(*) AS usage_rows FROM billing.usage;
 SELECT check_name, ok FROM billing.verify_ledger() WHERE NOT ok;
+
+-- Both ways of charging write the same thing: without a key record_usage charges in one
+-- statement, with a key it takes the locking path. Two accounts alike, the same charges (a carrier
+-- fee, a low-balance crossing, an auto-recharge request, a free category, one refused), then
+-- every row each left, without ids and keys.
+SELECT billing.set_rate('INR', 'sms', 'otp', 0.15, carrier_fee => 0.05);
+SELECT billing.set_rate('INR', 'sms', 'free', 0);
+SELECT billing.create_account('INR') AS p1 \gset
+SELECT billing.create_account('INR') AS p2 \gset
+SELECT billing.apply_recharge(id, 500, idempotency_key => 'seed') IS NOT NULL AS funded
+  FROM (VALUES (:p1), (:p2)) v(id);
+SELECT billing.configure_auto_recharge(id, threshold => 300, amount => 1000) FROM (VALUES (:p1), (:p2)) v(id);
+SELECT a.id = :p2 AS keyed, billing.record_usage(a.id, 'sms', c.category, c.units, '2026-07-03',
+                                                 CASE WHEN a.id = :p2 THEN 'k' || c.n END) AS charged
+  FROM (VALUES (:p1), (:p2)) a(id),
+       (VALUES (1, 'otp', 1000), (2, 'otp', 500), (3, 'free', 7), (4, 'otp', 600)) c(n, category, units)
+ ORDER BY c.n, a.id;
+SELECT pg_temp.err(format('SELECT billing.record_usage(%s, ''sms'', ''otp'', 100000, ''2026-07-03''%s)', id, k)) AS refused
+  FROM (VALUES (:p1, ''), (:p2, ', idempotency_key => ''k5''')) v(id, k);
+WITH seen AS (
+    SELECT account_id, 'usage' AS what, format('%s %s %s %s %s %s', channel, category, units, price, carrier_fee, occurred_at) AS row
+      FROM billing.usage WHERE account_id IN (:p1, :p2)
+    UNION ALL
+    SELECT account_id, 'ledger', format('%s %s %s %s %s', kind, source, ledger_account, currency, amount)
+      FROM billing.ledger_entries WHERE account_id IN (:p1, :p2)
+    UNION ALL
+    SELECT account_id, 'event', kind || ' ' || (payload - 'payment_id')::text FROM billing.events WHERE account_id IN (:p1, :p2)
+    UNION ALL
+    SELECT account_id, 'payment', format('%s %s %s %s', kind, amount, tax, status) FROM billing.payments WHERE account_id IN (:p1, :p2)
+    UNION ALL
+    SELECT id, 'balance', format('%s %s', balance, reserved) FROM billing.accounts WHERE id IN (:p1, :p2))
+SELECT what, count(*) FILTER (WHERE account_id = :p1) AS one_statement, count(*) FILTER (WHERE account_id = :p2) AS locking,
+       (SELECT array_agg(row ORDER BY row) FROM seen s WHERE s.account_id = :p1 AND s.what = t.what)
+         = (SELECT array_agg(row ORDER BY row) FROM seen s WHERE s.account_id = :p2 AND s.what = t.what) AS same
+  FROM seen t GROUP BY what ORDER BY what;
+SELECT check_name, ok FROM billing.verify_ledger() WHERE NOT ok;
