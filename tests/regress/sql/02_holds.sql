@@ -68,3 +68,31 @@ SELECT reserved FROM billing.account_balance(:a);
 SELECT kind, ledger_account, sum(amount) FROM billing.ledger_entries
  WHERE account_id = :a GROUP BY kind, ledger_account ORDER BY kind, ledger_account;
 SELECT check_name, ok, detail FROM billing.verify_ledger();
+
+-- Both ways of holding leave the same thing: without a key reserve_credits holds in one
+-- statement, with a key it takes the locking path. Two accounts alike, the same holds (down
+-- through the auto-recharge and the low-balance thresholds, one refused), then every row each left.
+SELECT billing.create_account('INR') AS h1 \gset
+SELECT billing.create_account('INR') AS h2 \gset
+SELECT billing.apply_recharge(id, 500, idempotency_key => 'seed') IS NOT NULL AS funded FROM (VALUES (:h1), (:h2)) v(id);
+SELECT billing.configure_auto_recharge(id, threshold => 300, amount => 1000) FROM (VALUES (:h1), (:h2)) v(id);
+SELECT a.id = :h2 AS keyed, billing.reserve_credits(a.id, c.amount, reference => 'r' || c.n,
+                                                    idempotency_key => CASE WHEN a.id = :h2 THEN 'k' || c.n END) IS NOT NULL AS held
+  FROM (VALUES (:h1), (:h2)) a(id), (VALUES (1, 150), (2, 100), (3, 170)) c(n, amount)
+ ORDER BY c.n, a.id;
+SELECT pg_temp.err(format('SELECT billing.reserve_credits(%s, 1000%s)', id, k)) AS refused
+  FROM (VALUES (:h1, ''), (:h2, ', idempotency_key => ''k4''')) v(id, k);
+WITH seen AS (
+    SELECT account_id, 'hold' AS what, format('%s %s %s', amount, status, reference) AS row
+      FROM billing.reservations WHERE account_id IN (:h1, :h2)
+    UNION ALL
+    SELECT account_id, 'event', kind || ' ' || (payload - 'payment_id')::text FROM billing.events WHERE account_id IN (:h1, :h2)
+    UNION ALL
+    SELECT account_id, 'payment', format('%s %s %s %s', kind, amount, tax, status) FROM billing.payments WHERE account_id IN (:h1, :h2)
+    UNION ALL
+    SELECT id, 'balance', format('%s %s', balance, reserved) FROM billing.accounts WHERE id IN (:h1, :h2))
+SELECT what, count(*) FILTER (WHERE account_id = :h1) AS one_statement, count(*) FILTER (WHERE account_id = :h2) AS locking,
+       (SELECT array_agg(row ORDER BY row) FROM seen s WHERE s.account_id = :h1 AND s.what = t.what)
+         = (SELECT array_agg(row ORDER BY row) FROM seen s WHERE s.account_id = :h2 AND s.what = t.what) AS same
+  FROM seen t GROUP BY what ORDER BY what;
+SELECT check_name, ok FROM billing.verify_ledger() WHERE NOT ok;
