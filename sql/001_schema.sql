@@ -164,7 +164,8 @@ COMMENT ON COLUMN billing.reservations.campaign_id IS
 CREATE INDEX reservations_id ON billing.reservations (id);
 CREATE INDEX reservations_pending_expiry ON billing.reservations (expires_at)
     WHERE status = 'pending' AND expires_at IS NOT NULL;
-CREATE INDEX reservations_pending ON billing.reservations (account_id) WHERE status = 'pending';
+-- No index of pending holds per account: only verify_ledger reads them that way, and it scans
+-- the ledger anyway; every hold paid for one (a fifth index entry, 4% of a hold, 0.4.0).
 CREATE FUNCTION billing.reservation_row_invariants() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'billing_reservation_row_invariants';
 CREATE TRIGGER row_invariants BEFORE INSERT OR UPDATE ON billing.reservations

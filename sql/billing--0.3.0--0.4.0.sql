@@ -17,3 +17,7 @@ ALTER TABLE billing.reservations DROP CONSTRAINT reservations_account_id_fkey;
 -- The campaign guard's look-ups always use their key index: a generic plan made while
 -- billing.reservations was empty was a sequential scan, quadratic in a large run_due_campaigns.
 ALTER FUNCTION billing.guard_campaign() SET enable_seqscan = off;
+
+-- The partial index of pending holds per account goes: only verify_ledger read it, and every
+-- hold paid for it.
+DROP INDEX billing.reservations_pending;
