@@ -46,28 +46,41 @@ pub fn crosses_below(before: Decimal, after: Decimal, threshold: Decimal) -> boo
     before >= threshold && after < threshold
 }
 
-/// For a one-statement spend (`UPDATE billing.accounts a ... FROM billing.currencies c ...
-/// RETURNING`, which sees the row as changed): whether `available`, lowered by `$amount`, now
-/// owes what `available_changed` may record, an auto-recharge request (below the auto-recharge
-/// threshold while enabled) or a low-balance event (it crossed the threshold). Only then is the
-/// account read into Rust and `available_changed` asked; most spends owe neither.
-macro_rules! events_due_sql {
-    ($amount:literal) => {
+/// The spend of a one-statement hold or charge, as SQL: `UPDATE billing.accounts a SET <set>` only
+/// if the account may spend (its dunning stage allows outbound) and `available` covers `<amount>`
+/// (a parameter, `$n`), with `$1` the account id. The row lock it takes is the account lock; under
+/// READ COMMITTED a concurrent change makes PostgreSQL re-check these conditions on the new row
+/// version, with the same currency and stage rows (a changed stage finds no row). It returns the
+/// id and `events_due`: whether `available`, lowered by the amount, now owes what
+/// `available_changed` may record, an auto-recharge request (below the auto-recharge threshold
+/// while enabled) or a low-balance event (it crossed the threshold). Only then is the account
+/// read into Rust and `available_changed` asked (`spent_at_once`); most spends owe neither.
+macro_rules! spend_at_once_sql {
+    ($set:literal, $amount:literal) => {
         concat!(
-            "coalesce((a.auto_recharge = 'enabled'
-                       AND a.balance - a.reserved + a.overdraft_limit < a.auto_recharge_threshold)
-                      OR (a.balance - a.reserved + a.overdraft_limit
-                            < coalesce(a.low_balance_threshold, c.low_balance_threshold)
-                          AND a.balance - a.reserved + a.overdraft_limit + ",
+            "UPDATE billing.accounts a SET ",
+            $set,
+            "
+               FROM billing.currencies c, billing.dunning_stages s
+              WHERE a.id = $1 AND c.code = a.currency AND s.stage = a.dunning_stage AND s.outbound_allowed
+                AND a.balance - a.reserved + a.overdraft_limit >= ",
+            $amount,
+            "
+             RETURNING a.id,
+                       coalesce((a.auto_recharge = 'enabled'
+                                 AND a.balance - a.reserved + a.overdraft_limit < a.auto_recharge_threshold)
+                                OR (a.balance - a.reserved + a.overdraft_limit
+                                      < coalesce(a.low_balance_threshold, c.low_balance_threshold)
+                                    AND a.balance - a.reserved + a.overdraft_limit + ",
             $amount,
             " >= coalesce(a.low_balance_threshold, c.low_balance_threshold)),
-                     false)"
+                                false) AS events_due"
         )
     };
 }
-pub(crate) use events_due_sql;
+pub(crate) use spend_at_once_sql;
 
-/// After a one-statement spend whose `events_due_sql!` was true: reads the account (locked by
+/// After a one-statement spend whose `events_due` (spend_at_once_sql!) was true: reads the account (locked by
 /// that statement) and records what is due, with `available` before and after.
 pub fn spent_at_once(
     client: &mut SpiClient<'_>,

@@ -58,31 +58,19 @@ pub fn hold(
     Ok(id)
 }
 
-// The common case in one statement: the account row is updated only if it may spend and covers
-// the amount, the hold is inserted, and back come the hold's id and whether the hold may owe an
-// event (it takes `available` below the auto-recharge threshold while auto-recharge is enabled,
-// or across the low-balance threshold: the conditions of events::available_changed, which then
-// decides with the account read again under the lock this statement took). Most holds owe none,
-// so the account is not read into Rust at all. The UPDATE's row lock is the account lock, so no
-// row is locked before it is changed. No row back: something refuses the hold (or the account is
-// unknown), and the locking path says what. Under READ COMMITTED a concurrent change to the
-// account makes PostgreSQL re-check these conditions on the new row version (with the same
-// currency and stage rows: a changed stage finds no row and falls back to the locking path).
+// The common case in one statement: the spend (events::spend_at_once_sql!: the account row is
+// updated only if it may spend and covers the amount; its row lock is the account lock) and the
+// hold's insert; back come the hold's id and whether an event may be due. No row back: something
+// refuses the hold (or the account is unknown), and the locking path says what.
 const RESERVE_AT_ONCE: &str = concat!(
-    r#"
-    WITH a AS (
-        UPDATE billing.accounts a SET reserved = a.reserved + $2
-          FROM billing.currencies c, billing.dunning_stages s
-         WHERE a.id = $1 AND c.code = a.currency AND s.stage = a.dunning_stage AND s.outbound_allowed
-           AND a.balance - a.reserved + a.overdraft_limit >= $2
-        RETURNING a.id, "#,
-    events::events_due_sql!("$2"),
-    r#" AS events_due),
+    "WITH a AS (",
+    events::spend_at_once_sql!("reserved = a.reserved + $2", "$2"),
+    "),
     r AS (
         INSERT INTO billing.reservations (account_id, amount, reference, expires_at, created_at)
         SELECT a.id, $2, $3, $4, $5 FROM a
         RETURNING id)
-    SELECT r.id, a.events_due FROM a, r"#
+    SELECT r.id, a.events_due FROM a, r"
 );
 
 /// A hold without an idempotency key in one statement (RESERVE_AT_ONCE); None when the hold is

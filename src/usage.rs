@@ -63,15 +63,9 @@ const RATE_OF_ACCOUNT: &str = "
      WHERE a.id = $1";
 
 const CHARGE_AT_ONCE: &str = concat!(
-    r#"
-    WITH a AS (
-        UPDATE billing.accounts a SET balance = a.balance - $4
-          FROM billing.currencies c, billing.dunning_stages s
-         WHERE a.id = $1 AND c.code = a.currency AND s.stage = a.dunning_stage AND s.outbound_allowed
-           AND a.balance - a.reserved + a.overdraft_limit >= $4
-        RETURNING a.id, "#,
-    events::events_due_sql!("$4"),
-    r#" AS events_due),
+    "WITH a AS (",
+    events::spend_at_once_sql!("balance = a.balance - $4", "$4"),
+    r#"),
     u AS (
         INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at)
         SELECT a.id, $2, $3, $5, $6, $7, $8 FROM a
