@@ -197,22 +197,13 @@ pub fn owner_of(
     one::<i64>(exec(client, sql, &[id.into()])?)?.ok_or(BillingError::NotFound { what, id })
 }
 
-// Names are qualified: the triggers that ask run under the caller's search_path (direct DML).
-const KNOWN: &str =
-    "SELECT EXISTS (SELECT FROM billing.accounts WHERE id OPERATOR(pg_catalog.=) $1)";
-
-/// Whether the account exists. No lock: accounts are never deleted and never change id
-/// (trigger `accounts_key_fixed`), so the answer cannot go stale. The usage rollup asks it to
-/// name the unknown account a statement wrote, where a foreign key would have.
-pub fn known(client: &mut SpiClient<'_>, account_id: i64) -> Result<bool> {
-    Ok(one::<bool>(exec(client, KNOWN, &[account_id.into()])?)?.unwrap_or(false))
-}
-
 /// Whether an account with this id exists, committed or written by this transaction (by the
 /// current statement too, as a foreign key's check at the end of it would see): one probe of the
-/// primary key of `billing.accounts` with `SnapshotSelf`, without SPI and without a row lock. Like `known`, the answer cannot go stale (accounts are never deleted and never change
-/// id). For the row check of `reservations`, which replaces their foreign key (0.4.0): a foreign
-/// key's check is an SPI query and an after-trigger event per row, 8% of a hold.
+/// primary key of `billing.accounts` with `SnapshotSelf`, without SPI and without a row lock.
+/// The answer cannot go stale: accounts are never deleted and never change id (trigger
+/// `accounts_key_fixed`). For the row check of `reservations`, which replaces their foreign key
+/// (0.4.0; a foreign key's check is an SPI query and an after-trigger event per row, 8% of a
+/// hold), and for the usage rollup, to name the unknown account a statement wrote.
 pub fn exists(account_id: i64) -> bool {
     use pgrx::pg_sys;
     // SAFETY: plain catalog and index access functions of the backend, called inside a

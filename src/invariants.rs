@@ -29,63 +29,45 @@ pub struct Broken(pub &'static str, pub &'static str);
 /// The columns a rule reads, found by name in one walk of the tuple descriptor (`get_by_name`
 /// walks it again for every column) and read in place: a numeric is compared where it lies, not
 /// copied out (these triggers run for every hold and charge; docs/performance.md).
-struct Cols<'r, 'a, const N: usize> {
-    row: &'r Row<'a>,
+struct Cols {
     tuple: *mut pg_sys::HeapTupleData,
     tupdesc: pg_sys::TupleDesc,
-    at: [NonZeroUsize; N],
+    at: Vec<i32>,
     zero: Cell<Option<pg_sys::Datum>>,
 }
 
-impl<'r, 'a, const N: usize> Cols<'r, 'a, N> {
-    /// The new row of a row trigger on INSERT or UPDATE (`row` is `trigger.new()`).
-    fn new(trigger: &PgTrigger<'_>, row: &'r Row<'a>, names: [&str; N]) -> Self {
-        let mut at = [None; N];
-        for (attno, att) in row.attributes() {
-            if att.attisdropped {
-                continue;
-            }
-            let name = att.name();
-            if let Some(i) = names.iter().position(|n| *n == name) {
-                at[i] = Some(attno);
-            }
-        }
-        let at = std::array::from_fn(|i| {
-            at[i].unwrap_or_else(|| panic!("column {} of the table", names[i]))
-        });
+impl Cols {
+    /// The new row of a row trigger on INSERT or UPDATE.
+    fn new(trigger: &PgTrigger<'_>, names: &[&str]) -> Self {
+        let relation = trigger.relation().expect("a trigger has a relation");
         let data = trigger.trigger_data();
         let by_update =
             data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_UPDATE;
         Cols {
-            row,
             tuple: if by_update {
                 data.tg_newtuple
             } else {
                 data.tg_trigtuple
             },
-            // SAFETY: a trigger's relation is open for the duration of the call.
-            tupdesc: unsafe { (*data.tg_relation).rd_att },
-            at,
+            tupdesc: relation.rd_att,
+            at: crate::transition::attnums(&relation, names),
             zero: Cell::new(None),
         }
     }
 
     fn datum(&self, i: usize) -> Option<pg_sys::Datum> {
+        let attno = NonZeroUsize::new(self.at[i] as usize).expect("attribute numbers start at 1");
         // SAFETY: the trigger's new tuple and its relation's descriptor, valid during the call;
         // the attribute number was found in that descriptor.
-        unsafe { pgrx::htup::heap_getattr_raw(self.tuple, self.at[i], self.tupdesc) }
+        unsafe { pgrx::htup::heap_getattr_raw(self.tuple, attno, self.tupdesc) }
     }
 
     fn text(&self, i: usize) -> Option<String> {
-        self.row
-            .get_by_index(self.at[i])
-            .expect("column of the table")
+        crate::transition::get(self.datum(i))
     }
 
     fn int8(&self, i: usize) -> Option<i64> {
-        self.row
-            .get_by_index(self.at[i])
-            .expect("column of the table")
+        crate::transition::get(self.datum(i))
     }
 
     fn is_null(&self, i: usize) -> bool {
@@ -297,8 +279,7 @@ fn account_row_invariants<'a>(
         .expect("a row trigger on INSERT or UPDATE has a new row");
     let c = Cols::new(
         trigger,
-        &row,
-        [
+        &[
             "balance",
             "reserved",
             "overdraft_limit",
@@ -349,8 +330,7 @@ fn reservation_row_invariants<'a>(
         .expect("a row trigger on INSERT or UPDATE has a new row");
     let c = Cols::new(
         trigger,
-        &row,
-        ["amount", "captured", "status", "resolved_at", "account_id"],
+        &["amount", "captured", "status", "resolved_at", "account_id"],
     );
     let captured = c
         .sign(1)
@@ -382,7 +362,7 @@ fn ledger_row_invariants<'a>(
     let row = trigger
         .new()
         .expect("a row trigger on INSERT has a new row");
-    let c = Cols::new(trigger, &row, ["ledger_account", "amount"]);
+    let c = Cols::new(trigger, &["ledger_account", "amount"]);
     if let Err(b) = ledger_rule(c.text(0).as_deref(), c.sign(1)) {
         refuse(b);
     }
@@ -398,7 +378,7 @@ fn usage_row_invariants<'a>(
     let row = trigger
         .new()
         .expect("a row trigger on INSERT or UPDATE has a new row");
-    let c = Cols::new(trigger, &row, ["units", "price", "carrier_fee"]);
+    let c = Cols::new(trigger, &["units", "price", "carrier_fee"]);
     if let Err(b) = usage_rule(c.sign(0), c.sign(1), c.sign(2)) {
         refuse(b);
     }

@@ -318,7 +318,7 @@ mod rollup_trigger {
         }
         // Cold path: name the first unknown reference, as the foreign key would have.
         for (id, _, channel, _) in days.keys() {
-            if !crate::accounts::known(c, *id)? {
+            if !crate::accounts::exists(*id) {
                 return Ok(Some(("account_id", id.to_string(), "accounts")));
             }
             let known = exec(c, CHANNEL_KNOWN, &[channel.as_str().into()])?;

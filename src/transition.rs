@@ -28,23 +28,23 @@ fn store(trigger: &PgTrigger<'_>, table: Table) -> *mut pg_sys::Tuplestorestate 
     }
 }
 
-/// Attribute numbers (1-based) of `columns` in the trigger's table.
-fn attnums(relation: &PgRelation, columns: &[&str]) -> Vec<i32> {
-    let desc = relation.tuple_desc();
-    columns
-        .iter()
-        .map(|name| {
-            desc.iter()
-                .position(|a| !a.is_dropped() && a.name() == *name)
-                .map(|i| i as i32 + 1)
-                .unwrap_or_else(|| {
-                    error!(
-                        "billing: transition table of {} has no column {name}",
-                        relation.name()
-                    )
-                })
-        })
-        .collect()
+/// Attribute numbers (1-based) of `columns` in a trigger's table, found in one walk of its tuple
+/// descriptor (dropped columns skipped). Shared with the row rules (`invariants::Cols`).
+pub fn attnums(relation: &PgRelation, columns: &[&str]) -> Vec<i32> {
+    let mut at = vec![0; columns.len()];
+    for (i, a) in relation.tuple_desc().iter().enumerate() {
+        if a.is_dropped() {
+            continue;
+        }
+        let name = a.name(); // once: each call measures and checks the C string
+        if let Some(k) = columns.iter().position(|c| *c == name) {
+            at[k] = i as i32 + 1;
+        }
+    }
+    if let Some(k) = at.iter().position(|&n| n == 0) {
+        error!("billing: {} has no column {}", relation.name(), columns[k]);
+    }
+    at
 }
 
 /// Calls `f` with the values of `columns` (None for NULL) for each row of the transition table.
