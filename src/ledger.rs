@@ -78,8 +78,8 @@ const POST: &str = "
                 RETURNING id)
     INSERT INTO billing.ledger_entries
            (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id, created_at)
-    SELECT $1, t.transfer_id, leg.ledger_account, $2, leg.amount, $3, $4, $5, $10
-      FROM t, unnest($8::text[], $9::numeric[]) AS leg(ledger_account, amount)
+    SELECT $1, t.transfer_id, unnest($8::text[]), $2, unnest($9::numeric[]), $3, $4, $5, $10
+      FROM t
     RETURNING transfer_id";
 
 /// A transfer's legs as the statements that post them take them: the ledger accounts' names and
