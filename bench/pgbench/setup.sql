@@ -1,6 +1,6 @@
 -- pgbench data: 100,000 funded INR accounts (ledger-consistent, loaded set-based) and the bare
--- SQL baseline B0: one conditional UPDATE of an "available" column plus one ledger INSERT;
--- then W4's empty accounts and its baseline B4 (below).
+-- SQL baseline B0: one conditional UPDATE of an "available" column plus one ledger INSERT; B3,
+-- a bare charge; then W4's empty accounts and its baseline B4 (below).
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS billing CASCADE;
@@ -16,6 +16,12 @@ DROP TABLE IF EXISTS public.b0_accounts, public.b0_ledger;
 CREATE TABLE public.b0_accounts (id bigint PRIMARY KEY, available numeric NOT NULL);
 CREATE TABLE public.b0_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account_id bigint NOT NULL, amount numeric NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO public.b0_accounts SELECT id, balance FROM billing.accounts;
+
+-- B3, a bare charge: the rows record_usage writes (the account's balance, a usage row, two ledger
+-- legs, the day's rollup row), with the same indexes, written by hand in one statement. Not in
+-- it: the rules (triggers), the rate lookup, the dunning stage, the low-balance events.
+\ir ../b3_tables.sql
+INSERT INTO public.b3_accounts SELECT id, balance, 0, 0 FROM billing.accounts;
 
 -- W4 (apply_recharge with retries): :w4_accounts more INR accounts at balance 0, ids 100001 on,
 -- so each one's balance is exactly the sum of its recharges. Baseline B4: a payment table whose
