@@ -65,6 +65,21 @@ INSERT INTO billing.dunning_stages VALUES
     ('archived',         5, false, false, false, true),
     ('deleted',          6, false, false, false, false);
 
+-- The one-statement holds and charges take the stages that allow outbound and the currencies'
+-- default low-balance thresholds as parameters, from a copy each backend keeps (src/policy.rs)
+-- instead of joining these two tables. Every statement that writes either table queues a
+-- relcache invalidation of it, which empties those copies: in this session at its next command,
+-- in the others after the commit. ENABLE ALWAYS: replica mode (a restore, a replica) writes them
+-- too.
+CREATE FUNCTION billing.reference_changed() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'billing_reference_changed';
+CREATE TRIGGER reference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.currencies
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.reference_changed();
+CREATE TRIGGER reference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.dunning_stages
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.reference_changed();
+ALTER TABLE billing.currencies ENABLE ALWAYS TRIGGER reference_changed;
+ALTER TABLE billing.dunning_stages ENABLE ALWAYS TRIGGER reference_changed;
+
 -- Accounts (customer wallets) ---------------------------------------------------------------------
 
 CREATE TABLE billing.accounts (

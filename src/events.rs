@@ -47,22 +47,26 @@ pub fn crosses_below(before: Decimal, after: Decimal, threshold: Decimal) -> boo
 }
 
 /// The spend of a one-statement hold or charge, as SQL: `UPDATE billing.accounts a SET <set>` only
-/// if the account may spend (its dunning stage allows outbound) and `available` covers `<amount>`
-/// (a parameter, `$n`), with `$1` the account id. The row lock it takes is the account lock; under
-/// READ COMMITTED a concurrent change makes PostgreSQL re-check these conditions on the new row
-/// version, with the same currency and stage rows (a changed stage finds no row). It returns the
-/// id and `events_due`: whether `available`, lowered by the amount, now owes what
-/// `available_changed` may record, an auto-recharge request (below the auto-recharge threshold
-/// while enabled) or a low-balance event (it crossed the threshold). Only then is the account
-/// read into Rust and `available_changed` asked (`spent_at_once`); most spends owe neither.
+/// if the account may spend (its dunning stage is one of `<stages>`, the outbound stages) and
+/// `available` covers `<amount>` (parameters, `$n`), with `$1` the account id. `<stages>`,
+/// `<codes>` and `<thresholds>` are the three arrays of `policy::params` (the stages that allow
+/// outbound, the currencies and their default low-balance thresholds), so the statement joins no
+/// reference table. The row lock it takes is the account lock; under READ COMMITTED a concurrent
+/// change makes PostgreSQL re-check these conditions on the new row version (a changed stage finds
+/// no row). It returns the id and `events_due`: whether `available`, lowered by the amount, may now
+/// owe what `available_changed` records, an auto-recharge request (below the auto-recharge
+/// threshold while enabled) or a low-balance event (it crossed the threshold); true when unsure
+/// (a NULL anywhere). Only then is the account read into Rust and `available_changed` asked
+/// (`spent_at_once`), which decides exactly; most spends owe neither.
 macro_rules! spend_at_once_sql {
-    ($set:literal, $amount:literal) => {
+    ($set:literal, $amount:literal, $stages:literal, $codes:literal, $thresholds:literal) => {
         concat!(
             "UPDATE billing.accounts a SET ",
             $set,
             "
-               FROM billing.currencies c, billing.dunning_stages s
-              WHERE a.id = $1 AND c.code = a.currency AND s.stage = a.dunning_stage AND s.outbound_allowed
+              WHERE a.id = $1 AND a.dunning_stage = ANY (",
+            $stages,
+            "::text[])
                 AND a.balance - a.reserved + a.overdraft_limit >= ",
             $amount,
             "
@@ -70,11 +74,21 @@ macro_rules! spend_at_once_sql {
                        coalesce((a.auto_recharge = 'enabled'
                                  AND a.balance - a.reserved + a.overdraft_limit < a.auto_recharge_threshold)
                                 OR (a.balance - a.reserved + a.overdraft_limit
-                                      < coalesce(a.low_balance_threshold, c.low_balance_threshold)
+                                      < coalesce(a.low_balance_threshold,
+                                                 (",
+            $thresholds,
+            "::numeric[])[array_position(",
+            $codes,
+            "::text[], a.currency)])
                                     AND a.balance - a.reserved + a.overdraft_limit + ",
             $amount,
-            " >= coalesce(a.low_balance_threshold, c.low_balance_threshold)),
-                                false) AS events_due"
+            " >= coalesce(a.low_balance_threshold,
+                                                  (",
+            $thresholds,
+            "::numeric[])[array_position(",
+            $codes,
+            "::text[], a.currency)])),
+                                true) AS events_due"
         )
     };
 }

@@ -10,6 +10,7 @@ use crate::events::{self, num};
 use crate::idempotency::{check_key, remember, replay, result_id, Key};
 use crate::ledger::{self, LedgerAccount, Transfer};
 use crate::money::{Money, Sign};
+use crate::policy;
 use crate::scheduling::{Batch, Step};
 use crate::sql_function;
 use pgrx::prelude::*;
@@ -64,7 +65,7 @@ pub fn hold(
 // refuses the hold (or the account is unknown), and the locking path says what.
 const RESERVE_AT_ONCE: &str = concat!(
     "WITH a AS (",
-    events::spend_at_once_sql!("reserved = a.reserved + $2", "$2"),
+    events::spend_at_once_sql!("reserved = a.reserved + $2", "$2", "$6", "$7", "$8"),
     "),
     r AS (
         INSERT INTO billing.reservations (account_id, amount, reference, expires_at, created_at)
@@ -83,6 +84,7 @@ fn reserve_at_once(
     expires_at: Option<TimestampWithTimeZone>,
     at: TimestampWithTimeZone,
 ) -> Result<Option<i64>> {
+    let [stages, codes, thresholds] = policy::params(client)?;
     let rows = exec(
         client,
         RESERVE_AT_ONCE,
@@ -92,6 +94,9 @@ fn reserve_at_once(
             reference.into(),
             expires_at.into(),
             at.into(),
+            stages,
+            codes,
+            thresholds,
         ],
     )?;
     if rows.is_empty() {

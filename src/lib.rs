@@ -29,6 +29,7 @@ mod invariants;
 mod ledger;
 mod money;
 mod payments;
+mod policy;
 #[cfg(test)]
 mod properties;
 mod rates;

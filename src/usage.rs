@@ -9,6 +9,7 @@ use crate::events::{self, num};
 use crate::idempotency::{check_key, remember, replay, Key};
 use crate::ledger::{self, Transfer};
 use crate::money::{Money, Sign};
+use crate::policy;
 use crate::rates::{self, charge, charge_legs};
 use crate::sql_function;
 use pgrx::prelude::*;
@@ -66,7 +67,7 @@ const RATE_OF_ACCOUNT: &str = "
 
 const CHARGE_AT_ONCE: &str = concat!(
     "WITH a AS (",
-    events::spend_at_once_sql!("balance = a.balance - $4", "$4"),
+    events::spend_at_once_sql!("balance = a.balance - $4", "$4", "$13", "$14", "$15"),
     r#"),
     u AS (
         INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at)
@@ -119,6 +120,7 @@ fn charge_at_once(
     }
     let legs = ledger::legs("usage", charge_legs(price, fee))?;
     let at = now();
+    let [stages, codes, thresholds] = policy::params(client)?;
     let rows = exec(
         client,
         CHARGE_AT_ONCE,
@@ -135,6 +137,9 @@ fn charge_at_once(
             legs.names.into(),
             legs.amounts.into(),
             at.into(),
+            stages,
+            codes,
+            thresholds,
         ],
     )?;
     if rows.is_empty() {

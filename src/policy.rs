@@ -1,0 +1,234 @@
+//! The spending policy of the reference tables, as the one-statement spends take it: which
+//! dunning stages may spend (`dunning_stages.outbound_allowed`) and each currency's default
+//! low-balance threshold (`currencies.low_balance_threshold`).
+//!
+//! A hold or a charge used to join both tables in its UPDATE, a tenth of a hold's instructions
+//! (two more relations and their indexes to open and scan in every statement). They change
+//! rarely and only by an administrator, so each backend keeps them as three arrays, passed to
+//! the statement as parameters, and keeps them exact the way PostgreSQL keeps its catalog
+//! caches exact:
+//!
+//! - Every statement that writes either table fires `billing.reference_changed()` (a statement
+//!   trigger, ENABLE ALWAYS), which queues a relcache invalidation of the table. PostgreSQL
+//!   delivers it to this backend at its next command (own changes), to every other backend after
+//!   the commit, and processes it again locally on a rollback.
+//! - A relcache callback bumps a generation counter on such an invalidation (or on a reset of
+//!   all caches). A use first reads the pending invalidations (`AcceptInvalidationMessages`),
+//!   then refills if the generation moved. The fill reads the tables by SPI, under a snapshot
+//!   taken after those invalidations were read, so any change it does not see sends its
+//!   invalidation afterwards (a commit is sent after it becomes visible); one that arrives during
+//!   the fill moves the generation and the next use fills again.
+//! - Under REPEATABLE READ or SERIALIZABLE the fill sees the transaction's snapshot, which may be
+//!   older than the latest commit: such a fill serves that transaction only. So does a fill that
+//!   finds a trigger missing or disabled (a 0.4.0 schema not yet updated, an owner's `DISABLE
+//!   TRIGGER`, which itself invalidates the table).
+//!
+//! So a spend sees every policy change committed before it started, as the join did under READ
+//! COMMITTED (and, like the catalogs, may also see one committed in the instant between its
+//! statement's snapshot and its use). docs/architecture.md, section 9.
+
+use crate::db::exec;
+use crate::error::Result;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{pg_sys, AnyNumeric, PgMemoryContexts};
+use std::cell::{Cell, RefCell};
+
+/// The policy as statement parameters: the outbound stages (`text[]`), the currency codes
+/// (`text[]`) and, at the same positions, their default thresholds (`numeric[]`).
+struct Arrays {
+    /// Copies in TopMemoryContext; every statement gets a copy of its own (see `params`).
+    datums: [pg_sys::Datum; 3],
+    /// The invalidation generation the fill started at.
+    generation: u64,
+    /// The transaction a fill under a transaction snapshot is valid in; None: valid until the
+    /// next invalidation.
+    only_in: Option<pg_sys::LocalTransactionId>,
+}
+
+thread_local! {
+    static CACHED: RefCell<Option<Arrays>> = const { RefCell::new(None) };
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    static WATCHED: Cell<[pg_sys::Oid; 2]> = const { Cell::new([pg_sys::InvalidOid; 2]) };
+    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+// The arrays, and whether both tables have their invalidation trigger, enabled in every mode:
+// not so before `ALTER EXTENSION billing UPDATE` to 0.5.0, or where an owner disabled it (which
+// itself invalidates the table); a fill then serves its own transaction only.
+const FILL: &str = "
+    SELECT (SELECT coalesce(array_agg(stage ORDER BY stage), '{}') FROM billing.dunning_stages
+             WHERE outbound_allowed),
+           coalesce(array_agg(code ORDER BY code), '{}'),
+           coalesce(array_agg(low_balance_threshold ORDER BY code), '{}'),
+           (SELECT count(*) = 2 FROM pg_catalog.pg_trigger
+             WHERE tgname = 'reference_changed' AND tgenabled = 'A'
+               AND tgrelid IN ('billing.currencies'::regclass, 'billing.dunning_stages'::regclass))
+      FROM billing.currencies";
+
+/// Called by PostgreSQL for every relcache invalidation this backend processes: must not fail
+/// or allocate. InvalidOid means every relation (a reset after the invalidation queue overflowed).
+unsafe extern "C-unwind" fn relation_invalidated(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    if relid == pg_sys::InvalidOid || WATCHED.get().contains(&relid) {
+        GENERATION.set(GENERATION.get().wrapping_add(1));
+    }
+}
+
+/// Whether a fill made at generation `filled_at` (serving only transaction `only_in`, if set) may
+/// serve a use at generation `now` in transaction `lxid`.
+fn still_valid(
+    filled_at: u64,
+    only_in: Option<pg_sys::LocalTransactionId>,
+    now: u64,
+    lxid: pg_sys::LocalTransactionId,
+) -> bool {
+    filled_at == now && only_in.is_none_or(|x| x == lxid)
+}
+
+fn current_lxid() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is set for every backend that runs SQL.
+    unsafe { (*pg_sys::MyProc).lxid }
+}
+
+fn uses_transaction_snapshot() -> bool {
+    // SAFETY: a plain read of the session's isolation level.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
+fn relid(name: &std::ffi::CStr) -> pg_sys::Oid {
+    // SAFETY: catalog look-ups by name inside a transaction; the schema exists while the
+    // extension's functions run.
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"billing".as_ptr(), false);
+        pg_sys::get_relname_relid(name.as_ptr(), schema)
+    }
+}
+
+/// A copy of a plain (untoasted) varlena datum in the current memory context.
+unsafe fn copy_varlena(d: pg_sys::Datum) -> pg_sys::Datum {
+    // SAFETY (caller): `d` points to a valid varlena; pg_detoast_datum_copy pallocs the copy.
+    pg_sys::Datum::from(unsafe { pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr()) })
+}
+
+fn fill(client: &mut SpiClient<'_>, generation: u64) -> Result<Arrays> {
+    if !REGISTERED.get() {
+        // SAFETY: registers a plain function for the life of the backend (once: PostgreSQL
+        // allows a few dozen).
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(
+                Some(relation_invalidated),
+                pg_sys::Datum::from(0),
+            )
+        };
+        REGISTERED.set(true);
+    }
+    // The relations' ids, to recognise their invalidations: they change only when the extension
+    // is dropped and created again, which invalidates the old ids first.
+    WATCHED.set([relid(c"currencies"), relid(c"dunning_stages")]);
+    let rows = exec(client, FILL, &[])?;
+    let row = rows.first();
+    let stages = row.get::<Vec<String>>(1)?.unwrap_or_default();
+    let codes = row.get::<Vec<String>>(2)?.unwrap_or_default();
+    let thresholds = row.get::<Vec<AnyNumeric>>(3)?.unwrap_or_default();
+    let watched = row.get::<bool>(4)?.unwrap_or(false);
+    let built = [
+        stages.into_datum().expect("an array is not NULL"),
+        codes.into_datum().expect("an array is not NULL"),
+        thresholds.into_datum().expect("an array is not NULL"),
+    ];
+    // SAFETY: copies of the three arrays just built, made in TopMemoryContext so that they
+    // outlive the transaction; nothing else is allocated there.
+    let datums =
+        unsafe { PgMemoryContexts::TopMemoryContext.switch_to(|_| built.map(|d| copy_varlena(d))) };
+    Ok(Arrays {
+        datums,
+        generation,
+        only_in: (uses_transaction_snapshot() || !watched).then(current_lxid),
+    })
+}
+
+/// The policy as the three parameters of a one-statement spend (`spend_at_once_sql!`), in the
+/// current memory context. Reads the tables only when they changed since the last call (or, under
+/// a transaction snapshot, in each new transaction).
+pub fn params(client: &mut SpiClient<'_>) -> Result<[DatumWithOid<'static>; 3]> {
+    // SAFETY: reads the invalidations other backends' commits queued for this one, as every
+    // lock acquisition does.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+    let generation = GENERATION.get();
+    let valid = CACHED.with_borrow(|c| {
+        c.as_ref()
+            .is_some_and(|a| still_valid(a.generation, a.only_in, generation, current_lxid()))
+    });
+    if !valid {
+        let arrays = fill(client, generation)?;
+        if let Some(old) = CACHED.replace(Some(arrays)) {
+            // Statements only ever had copies of these.
+            for d in old.datums {
+                // SAFETY: allocated in TopMemoryContext by `fill`, referenced nowhere else.
+                unsafe { pg_sys::pfree(d.cast_mut_ptr()) };
+            }
+        }
+    }
+    CACHED.with_borrow(|c| {
+        let a = c.as_ref().expect("filled above");
+        // SAFETY: copies of valid varlena arrays of the declared types, in the current context,
+        // which outlives the statement they are passed to.
+        let copy = |i: usize| unsafe { copy_varlena(a.datums[i]) };
+        Ok(unsafe {
+            [
+                DatumWithOid::new(copy(0), pg_sys::TEXTARRAYOID),
+                DatumWithOid::new(copy(1), pg_sys::TEXTARRAYOID),
+                DatumWithOid::new(copy(2), pg_sys::NUMERICARRAYOID),
+            ]
+        })
+    })
+}
+
+// The trigger, in a module of its own because of the name `Result`.
+mod trigger {
+    use pgrx::prelude::*;
+    // pg_trigger's expansion names `Result`: the std one.
+    use std::result::Result;
+
+    /// `billing.reference_changed()`: AFTER INSERT, UPDATE, DELETE and TRUNCATE FOR EACH
+    /// STATEMENT trigger of billing.currencies and billing.dunning_stages (ENABLE ALWAYS). Queues
+    /// a relcache invalidation of the table, which every backend's policy cache watches. Changes
+    /// nothing, raises nothing.
+    #[pg_trigger(sql = false)]
+    fn reference_changed<'a>(
+        trigger: &'a PgTrigger<'a>,
+    ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+        // SAFETY: the trigger's relation is open; the call only queues a message.
+        unsafe {
+            let relid = (*trigger.trigger_data().tg_relation).rd_id;
+            pgrx::pg_sys::CacheInvalidateRelcacheByRelid(relid)
+        };
+        Ok(None)
+    }
+    use pgrx::pg_sys;
+    crate::invariants::trigger_symbol!(
+        billing_reference_changed,
+        pg_finfo_billing_reference_changed,
+        reference_changed_wrapper
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::still_valid;
+
+    #[test]
+    fn a_fill_serves_until_an_invalidation() {
+        assert!(still_valid(3, None, 3, 10));
+        assert!(still_valid(3, None, 3, 11), "any later transaction");
+        assert!(!still_valid(3, None, 4, 10), "an invalidation arrived");
+    }
+
+    #[test]
+    fn a_fill_under_a_transaction_snapshot_serves_that_transaction_only() {
+        assert!(still_valid(3, Some(10), 3, 10));
+        assert!(!still_valid(3, Some(10), 3, 11));
+        assert!(!still_valid(3, Some(10), 4, 10));
+    }
+}
