@@ -61,17 +61,16 @@ pub fn hold(
 
 // The common case in one statement: the spend (events::spend_at_once_sql!: the account row is
 // updated only if it may spend and covers the amount; its row lock is the account lock) and the
-// hold's insert; back come the hold's id and whether an event may be due. No row back: something
-// refuses the hold (or the account is unknown), and the locking path says what.
+// hold's insert; back comes the hold's id, and the accounts trigger says through the watch
+// whether an event may be due. No row back: something refuses the hold (or the account is
+// unknown), and the locking path says what.
 const RESERVE_AT_ONCE: &str = concat!(
     "WITH a AS (",
-    events::spend_at_once_sql!("reserved = a.reserved + $2", "$2", "$6", "$7", "$8"),
-    "),
-    r AS (
-        INSERT INTO billing.reservations (account_id, amount, reference, expires_at, created_at)
-        SELECT a.id, $2, $3, $4, $5 FROM a
-        RETURNING id)
-    SELECT r.id, a.events_due FROM a, r"
+    events::spend_at_once_sql!("reserved = a.reserved + $2", "$2", "$6"),
+    ")
+    INSERT INTO billing.reservations (account_id, amount, reference, expires_at, created_at)
+    SELECT a.id, $2, $3, $4, $5 FROM a
+    RETURNING id"
 );
 
 /// A hold without an idempotency key in one statement (RESERVE_AT_ONCE); None when the hold is
@@ -84,7 +83,8 @@ fn reserve_at_once(
     expires_at: Option<TimestampWithTimeZone>,
     at: TimestampWithTimeZone,
 ) -> Result<Option<i64>> {
-    let [stages, codes, thresholds] = policy::params(client)?;
+    let stages = policy::params(client)?;
+    let watch = events::Watch::start(account_id);
     let rows = exec(
         client,
         RESERVE_AT_ONCE,
@@ -95,18 +95,16 @@ fn reserve_at_once(
             expires_at.into(),
             at.into(),
             stages,
-            codes,
-            thresholds,
         ],
     )?;
     if rows.is_empty() {
         return Ok(None);
     }
-    let row = rows.first();
-    let id = row
+    let id = rows
+        .first()
         .get::<i64>(1)?
         .ok_or_else(|| BillingError::Internal("no reservation id".into()))?;
-    if row.get::<bool>(2)? == Some(true) {
+    if watch.finish() {
         events::spent_at_once(client, account_id, amount, at)?;
     }
     Ok(Some(id))

@@ -31,6 +31,8 @@ pub struct Broken(pub &'static str, pub &'static str);
 /// copied out (these triggers run for every hold and charge; docs/performance.md).
 struct Cols {
     tuple: *mut pg_sys::HeapTupleData,
+    /// The row before an UPDATE; null on INSERT.
+    old: *mut pg_sys::HeapTupleData,
     tupdesc: pg_sys::TupleDesc,
     at: Vec<i32>,
     zero: Cell<Option<pg_sys::Datum>>,
@@ -49,6 +51,11 @@ impl Cols {
             } else {
                 data.tg_trigtuple
             },
+            old: if by_update {
+                data.tg_trigtuple
+            } else {
+                std::ptr::null_mut()
+            },
             tupdesc: relation.rd_att,
             at: crate::transition::attnums(&relation, names),
             zero: Cell::new(None),
@@ -60,6 +67,17 @@ impl Cols {
         // SAFETY: the trigger's new tuple and its relation's descriptor, valid during the call;
         // the attribute number was found in that descriptor.
         unsafe { pgrx::htup::heap_getattr_raw(self.tuple, attno, self.tupdesc) }
+    }
+
+    /// Column `i` of the row before an UPDATE (None on INSERT or for NULL).
+    fn old_datum(&self, i: usize) -> Option<pg_sys::Datum> {
+        if self.old.is_null() {
+            return None;
+        }
+        let attno = NonZeroUsize::new(self.at[i] as usize).expect("attribute numbers start at 1");
+        // SAFETY: the trigger's old tuple, of the same relation and descriptor, valid during the
+        // call.
+        unsafe { pgrx::htup::heap_getattr_raw(self.old, attno, self.tupdesc) }
     }
 
     fn text(&self, i: usize) -> Option<String> {
@@ -268,8 +286,23 @@ fn refuse(Broken(table, constraint): Broken) -> ! {
     unreachable!("ereport(ERROR) does not return")
 }
 
+/// `available = balance - reserved + overdraft_limit` of a row, from the datums of its three
+/// columns (None if one is NULL: the columns are NOT NULL).
+fn available_of(
+    balance: Option<pg_sys::Datum>,
+    reserved: Option<pg_sys::Datum>,
+    limit: Option<pg_sys::Datum>,
+) -> Option<pg_sys::Datum> {
+    Some(numeric_op(
+        pg_sys::numeric_add,
+        numeric_op(pg_sys::numeric_sub, balance?, reserved?),
+        limit?,
+    ))
+}
+
 /// `billing.account_row_invariants()`: BEFORE INSERT OR UPDATE trigger of billing.accounts.
-/// Locks nothing, reads nothing but the new row; 23514 when a rule is broken.
+/// Locks nothing, reads nothing but the row; 23514 when a rule is broken. On an UPDATE that a
+/// one-statement spend watches (`events::Watch`), also tells it whether an event may be due.
 #[pg_trigger(sql = false)]
 fn account_row_invariants<'a>(
     trigger: &'a PgTrigger<'a>,
@@ -288,32 +321,40 @@ fn account_row_invariants<'a>(
             "auto_recharge_amount",
             "billing_mode",
             "auto_recharge",
+            "id",
+            "currency",
         ],
     );
-    // available = balance - reserved + overdraft_limit, computed as the CHECK did (so a NaN
-    // anywhere passes, as NaN >= 0 does in SQL), against 0. NULL passes (the columns are NOT NULL).
-    let available = match (c.datum(0), c.datum(1), c.datum(2)) {
-        (Some(balance), Some(reserved), Some(limit)) => Some(numeric_cmp(
-            numeric_op(
-                pg_sys::numeric_add,
-                numeric_op(pg_sys::numeric_sub, balance, reserved),
-                limit,
-            ),
-            c.zero(),
-        )),
-        _ => None,
-    };
+    // Computed as the CHECK did (so a NaN anywhere passes, as NaN >= 0 does in SQL), against 0.
+    let available = available_of(c.datum(0), c.datum(1), c.datum(2));
+    let auto_recharge = c.text(7);
     if let Err(b) = account_rule(
-        available,
+        available.map(|a| numeric_cmp(a, c.zero())),
         c.sign(1),
         c.sign(2),
         c.sign(3),
         c.sign(4),
         c.sign(5),
         c.text(6).as_deref(),
-        c.text(7).as_deref(),
+        auto_recharge.as_deref(),
     ) {
         refuse(b);
+    }
+    if let Some(id) = c.int8(8).filter(|id| crate::events::watched(*id)) {
+        let before = available_of(c.old_datum(0), c.old_datum(1), c.old_datum(2));
+        // NULL means the currency's default, known here while the policy copy is exact.
+        let low = c.datum(3).or_else(|| {
+            c.text(9)
+                .and_then(|code| crate::policy::default_threshold(&code))
+        });
+        let vs = |a: Option<pg_sys::Datum>, t: Option<pg_sys::Datum>| Some(numeric_cmp(a?, t?));
+        let due = crate::events::may_owe_event(
+            auto_recharge.as_deref() == Some("enabled"),
+            vs(available, c.datum(4)),
+            vs(available, low),
+            vs(before, low),
+        );
+        crate::events::saw(id, due);
     }
     Ok(Some(row))
 }

@@ -4,9 +4,10 @@
 //!
 //! A hold or a charge used to join both tables in its UPDATE, a tenth of a hold's instructions
 //! (two more relations and their indexes to open and scan in every statement). They change
-//! rarely and only by an administrator, so each backend keeps them as three arrays, passed to
-//! the statement as parameters, and keeps them exact the way PostgreSQL keeps its catalog
-//! caches exact:
+//! rarely and only by an administrator, so each backend keeps a copy: the outbound stages as an
+//! array passed to the statement as a parameter, the default thresholds for the accounts row
+//! trigger, which tells the statement whether an event may be due (`events::Watch`). The copy
+//! is kept exact the way PostgreSQL keeps its catalog caches exact:
 //!
 //! - Every statement that writes either table fires `billing.reference_changed()` (a statement
 //!   trigger, ENABLE ALWAYS), which queues a relcache invalidation of the table. PostgreSQL
@@ -35,11 +36,13 @@ use pgrx::spi::SpiClient;
 use pgrx::{pg_sys, AnyNumeric, PgMemoryContexts};
 use std::cell::{Cell, RefCell};
 
-/// The policy as statement parameters: the outbound stages (`text[]`), the currency codes
-/// (`text[]`) and, at the same positions, their default thresholds (`numeric[]`).
+/// The policy: the outbound stages as a statement parameter (`text[]`) and each currency's
+/// default low-balance threshold.
 struct Arrays {
-    /// Copies in TopMemoryContext; every statement gets a copy of its own (see `params`).
-    datums: [pg_sys::Datum; 3],
+    /// A copy in TopMemoryContext; every statement gets a copy of its own (see `params`).
+    stages: pg_sys::Datum,
+    /// Currency codes and their thresholds (numerics copied into TopMemoryContext).
+    defaults: Vec<(String, pg_sys::Datum)>,
     /// The invalidation generation the fill started at.
     generation: u64,
     /// The transaction a fill under a transaction snapshot is valid in; None: valid until the
@@ -132,26 +135,47 @@ fn fill(client: &mut SpiClient<'_>, generation: u64) -> Result<Arrays> {
     let codes = row.get::<Vec<String>>(2)?.unwrap_or_default();
     let thresholds = row.get::<Vec<AnyNumeric>>(3)?.unwrap_or_default();
     let watched = row.get::<bool>(4)?.unwrap_or(false);
-    let built = [
-        stages.into_datum().expect("an array is not NULL"),
-        codes.into_datum().expect("an array is not NULL"),
-        thresholds.into_datum().expect("an array is not NULL"),
-    ];
-    // SAFETY: copies of the three arrays just built, made in TopMemoryContext so that they
-    // outlive the transaction; nothing else is allocated there.
-    let datums =
-        unsafe { PgMemoryContexts::TopMemoryContext.switch_to(|_| built.map(|d| copy_varlena(d))) };
+    let stages = stages.into_datum().expect("an array is not NULL");
+    let thresholds = thresholds
+        .into_iter()
+        .map(|t| t.into_datum().expect("a numeric is not NULL"))
+        .collect::<Vec<_>>();
+    // SAFETY: copies of the array and the numerics just built, made in TopMemoryContext so that
+    // they outlive the transaction; nothing else is allocated there.
+    let (stages, thresholds) = unsafe {
+        PgMemoryContexts::TopMemoryContext.switch_to(|_| {
+            (
+                copy_varlena(stages),
+                thresholds
+                    .into_iter()
+                    .map(|d| copy_varlena(d))
+                    .collect::<Vec<_>>(),
+            )
+        })
+    };
+    let defaults = codes.into_iter().zip(thresholds).collect();
     Ok(Arrays {
-        datums,
+        stages,
+        defaults,
         generation,
         only_in: (uses_transaction_snapshot() || !watched).then(current_lxid),
     })
 }
 
-/// The policy as the three parameters of a one-statement spend (`spend_at_once_sql!`), in the
-/// current memory context. Reads the tables only when they changed since the last call (or, under
-/// a transaction snapshot, in each new transaction).
-pub fn params(client: &mut SpiClient<'_>) -> Result<[DatumWithOid<'static>; 3]> {
+fn free(arrays: Arrays) {
+    // Statements only ever had copies of these.
+    let datums = std::iter::once(arrays.stages).chain(arrays.defaults.into_iter().map(|(_, d)| d));
+    for d in datums {
+        // SAFETY: allocated in TopMemoryContext by `fill`, referenced nowhere else.
+        unsafe { pg_sys::pfree(d.cast_mut_ptr()) };
+    }
+}
+
+/// The outbound stages as the parameter of a one-statement spend (`spend_at_once_sql!`), in the
+/// current memory context; also makes the currencies' default thresholds current for
+/// `default_threshold`. Reads the tables only when they changed since the last call (or, under a
+/// transaction snapshot, in each new transaction).
+pub fn params(client: &mut SpiClient<'_>) -> Result<DatumWithOid<'static>> {
     // SAFETY: reads the invalidations other backends' commits queued for this one, as every
     // lock acquisition does.
     unsafe { pg_sys::AcceptInvalidationMessages() };
@@ -163,25 +187,32 @@ pub fn params(client: &mut SpiClient<'_>) -> Result<[DatumWithOid<'static>; 3]> 
     if !valid {
         let arrays = fill(client, generation)?;
         if let Some(old) = CACHED.replace(Some(arrays)) {
-            // Statements only ever had copies of these.
-            for d in old.datums {
-                // SAFETY: allocated in TopMemoryContext by `fill`, referenced nowhere else.
-                unsafe { pg_sys::pfree(d.cast_mut_ptr()) };
-            }
+            free(old);
         }
     }
     CACHED.with_borrow(|c| {
         let a = c.as_ref().expect("filled above");
-        // SAFETY: copies of valid varlena arrays of the declared types, in the current context,
-        // which outlives the statement they are passed to.
-        let copy = |i: usize| unsafe { copy_varlena(a.datums[i]) };
-        Ok(unsafe {
-            [
-                DatumWithOid::new(copy(0), pg_sys::TEXTARRAYOID),
-                DatumWithOid::new(copy(1), pg_sys::TEXTARRAYOID),
-                DatumWithOid::new(copy(2), pg_sys::NUMERICARRAYOID),
-            ]
-        })
+        // SAFETY: a copy of a valid text[] in the current context, which outlives the statement
+        // it is passed to.
+        Ok(unsafe { DatumWithOid::new(copy_varlena(a.stages), pg_sys::TEXTARRAYOID) })
+    })
+}
+
+/// The default low-balance threshold of `currency` (a numeric datum, valid until the next
+/// `params`), if the copy `params` made is still exact: no invalidation arrived since (none is
+/// read here) and, for a fill under a transaction snapshot, the same transaction. None when not
+/// so or the currency is unknown: the caller must then assume the worst. Reads nothing, locks
+/// nothing: cheap enough for a row trigger.
+pub fn default_threshold(currency: &str) -> Option<pg_sys::Datum> {
+    CACHED.with_borrow(|c| {
+        let a = c.as_ref()?;
+        if !still_valid(a.generation, a.only_in, GENERATION.get(), current_lxid()) {
+            return None;
+        }
+        a.defaults
+            .iter()
+            .find(|(code, _)| code == currency)
+            .map(|(_, d)| *d)
     })
 }
 

@@ -67,7 +67,7 @@ const RATE_OF_ACCOUNT: &str = "
 
 const CHARGE_AT_ONCE: &str = concat!(
     "WITH a AS (",
-    events::spend_at_once_sql!("balance = a.balance - $4", "$4", "$13", "$14", "$15"),
+    events::spend_at_once_sql!("balance = a.balance - $4", "$4", "$13"),
     r#"),
     u AS (
         INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at)
@@ -78,7 +78,7 @@ const CHARGE_AT_ONCE: &str = concat!(
                (account_id, transfer_id, ledger_account, currency, amount, kind, source, source_id, created_at)
         SELECT $1, u.transfer_id, unnest($10::text[]), $9, unnest($11::numeric[]), 'usage', 'usage', u.id, $12
           FROM u)
-    SELECT u.id, a.events_due FROM a, u"#
+    SELECT u.id FROM u"#
 );
 
 /// A charge without an idempotency key in two statements (CHARGE_AT_ONCE): the amount charged,
@@ -120,7 +120,8 @@ fn charge_at_once(
     }
     let legs = ledger::legs("usage", charge_legs(price, fee))?;
     let at = now();
-    let [stages, codes, thresholds] = policy::params(client)?;
+    let stages = policy::params(client)?;
+    let watch = events::Watch::start(account_id);
     let rows = exec(
         client,
         CHARGE_AT_ONCE,
@@ -138,14 +139,12 @@ fn charge_at_once(
             legs.amounts.into(),
             at.into(),
             stages,
-            codes,
-            thresholds,
         ],
     )?;
     if rows.is_empty() {
         return Ok(None);
     }
-    if rows.first().get::<bool>(2)? == Some(true) {
+    if watch.finish() {
         events::spent_at_once(client, account_id, total, at)?;
     }
     Ok(Some(total))
