@@ -40,7 +40,7 @@ struct Cols {
 
 impl Cols {
     /// The new row of a row trigger on INSERT or UPDATE.
-    fn new(trigger: &PgTrigger<'_>, names: &[&str]) -> Self {
+    fn new(trigger: &PgTrigger<'_>, names: &'static [&'static str]) -> Self {
         let relation = trigger.relation().expect("a trigger has a relation");
         let data = trigger.trigger_data();
         let by_update =

@@ -7,6 +7,8 @@
 
 use pgrx::prelude::*;
 use pgrx::{PgRelation, PgTrigger};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Which transition table of the trigger invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +30,45 @@ fn store(trigger: &PgTrigger<'_>, table: Table) -> *mut pg_sys::Tuplestorestate 
     }
 }
 
-/// Attribute numbers (1-based) of `columns` in a trigger's table, found in one walk of its tuple
-/// descriptor (dropped columns skipped). Shared with the row rules (`invariants::Cols`).
-pub fn attnums(relation: &PgRelation, columns: &[&str]) -> Vec<i32> {
+/// Attribute numbers (1-based) of `columns` in a trigger's table. Shared with the row rules
+/// (`invariants::Cols`). The triggers of every hold and charge ask for the same columns of the
+/// same tables, so each backend keeps the answer per relation and column list; a use checks each
+/// kept number against the descriptor by name (a column dropped, added or renamed since makes it
+/// walk again), which costs far less than the walk (docs/performance.md, item 17).
+pub fn attnums(relation: &PgRelation, columns: &'static [&'static str]) -> Vec<i32> {
+    let key = (relation.oid(), columns.as_ptr() as usize);
+    let kept = ATTNUMS.with_borrow(|m| m.get(&key).cloned());
+    if let Some(at) = kept.filter(|at| still_named(relation, columns, at)) {
+        return at;
+    }
+    let at = walk(relation, columns);
+    ATTNUMS.with_borrow_mut(|m| m.insert(key, at.clone()));
+    at
+}
+
+thread_local! {
+    static ATTNUMS: RefCell<HashMap<(pg_sys::Oid, usize), Vec<i32>>> = RefCell::new(HashMap::new());
+}
+
+/// Whether attribute `at[i]` of the relation is still the live column `columns[i]`.
+fn still_named(relation: &PgRelation, columns: &[&str], at: &[i32]) -> bool {
+    let desc = relation.tuple_desc();
+    at.len() == columns.len()
+        && at.iter().zip(columns).all(|(&n, name)| {
+            (n as usize)
+                .checked_sub(1)
+                .and_then(|i| desc.get(i))
+                .is_some_and(|a| {
+                    // SAFETY: attname is a NUL-terminated NameData of the live descriptor; compared
+                    // as bytes (`name()` would check it as UTF-8 first).
+                    let attname = unsafe { std::ffi::CStr::from_ptr(a.attname.data.as_ptr()) };
+                    !a.is_dropped() && attname.to_bytes() == name.as_bytes()
+                })
+        })
+}
+
+/// The attribute numbers, found in one walk of the tuple descriptor (dropped columns skipped).
+fn walk(relation: &PgRelation, columns: &[&str]) -> Vec<i32> {
     let mut at = vec![0; columns.len()];
     for (i, a) in relation.tuple_desc().iter().enumerate() {
         if a.is_dropped() {
@@ -52,7 +90,7 @@ pub fn attnums(relation: &PgRelation, columns: &[&str]) -> Vec<i32> {
 pub fn for_each_row(
     trigger: &PgTrigger<'_>,
     table: Table,
-    columns: &[&str],
+    columns: &'static [&'static str],
     mut f: impl FnMut(&[Option<pg_sys::Datum>]),
 ) {
     let store = store(trigger, table);
