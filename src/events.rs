@@ -173,6 +173,15 @@ pub fn saw(account_id: i64, due: bool) {
     }
 }
 
+/// For the hold's row trigger: whether the statement of the running watch has updated this
+/// account (the accounts trigger saw it). Then the account exists and this statement holds its
+/// row lock: the hold's existence probe of the account (the foreign key it replaces) can be
+/// skipped. Accounts are never deleted, and a watch ends with its statement (`Drop`, on an error
+/// too), so a seen account cannot be one whose creation was rolled back since.
+pub fn saw_account(account_id: i64) -> bool {
+    matches!(WATCHING.get(), Some(w) if w.account_id == account_id && w.seen)
+}
+
 /// After a one-statement spend whose watch said an event may be due: reads the account (locked
 /// by that statement) and records what is due, with `available` before and after.
 pub fn spent_at_once(
@@ -298,6 +307,12 @@ mod tests {
             "a nested spend ended the outer watch: maybe"
         );
         assert!(!watched(7), "a dropped watch watches nothing");
+        let w = Watch::start(7);
+        assert!(!saw_account(7), "not yet updated");
+        saw(7, true);
+        assert!(saw_account(7) && !saw_account(8));
+        drop(w);
+        assert!(!saw_account(7), "the watch ended with its statement");
     }
 
     #[test]

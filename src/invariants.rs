@@ -380,9 +380,13 @@ fn reservation_row_invariants<'a>(
         refuse(b);
     }
     // The hold's account must exist (what the foreign key checked before 0.4.0). On INSERT only:
-    // guard_transition, which fires first, refuses any change of account_id.
+    // guard_transition, which fires first, refuses any change of account_id. A one-statement
+    // hold has just updated the account in this statement: no probe needed (events::saw_account).
     if matches!(trigger.op(), Ok(PgTriggerOperation::Insert)) {
-        if let Some(id) = c.int8(4).filter(|id| !crate::accounts::exists(*id)) {
+        if let Some(id) = c
+            .int8(4)
+            .filter(|id| !crate::events::saw_account(*id) && !crate::accounts::exists(*id))
+        {
             ereport!(
                 ERROR,
                 PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
