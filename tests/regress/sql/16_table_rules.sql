@@ -90,3 +90,15 @@ ROLLBACK;
 -- A row breaking a rule and the spending limit reports the rule, as when the limit was a CHECK
 -- (checked after the row's other rules).
 SELECT pg_temp.err('UPDATE billing.accounts SET overdraft_limit = -1000000 WHERE id = 1') AS two_rules_broken;
+
+-- The row triggers keep their columns' numbers per backend (transition::attnums); a column
+-- renamed and added again under the same name is found again, not read at its old place. The
+-- hold's rule reads resolved_at: at the old number it would find the renamed column, still NULL
+-- for a released hold, and refuse the release (23514).
+BEGIN;
+SELECT billing.apply_recharge(:a, 500, idempotency_key => 'attnums') IS NOT NULL AS funded;
+SELECT billing.reserve_credits(:a, 1) AS kept_hold \gset
+ALTER TABLE billing.reservations RENAME COLUMN resolved_at TO resolved_at_before;
+ALTER TABLE billing.reservations ADD COLUMN resolved_at timestamptz;
+SELECT billing.release_reservation(:kept_hold) AS released_after_the_columns_moved;
+ROLLBACK;
