@@ -122,6 +122,22 @@ struct Watching {
     account_id: i64,
     seen: bool,
     due: bool,
+    /// The account's currency, as the accounts trigger read it (None if not seen or too long).
+    currency: Option<Code>,
+}
+
+/// A currency code kept inline, so that a watch stays `Copy` (ISO 4217 codes have 3 letters; a
+/// longer code is not kept, and its checks then read the table).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Code([u8; 8], usize);
+
+impl Code {
+    fn of(code: &str) -> Option<Code> {
+        let b = code.as_bytes();
+        let mut bytes = [0; 8];
+        bytes.get_mut(..b.len())?.copy_from_slice(b);
+        Some(Code(bytes, b.len()))
+    }
 }
 
 thread_local! {
@@ -141,6 +157,7 @@ impl Watch {
             account_id,
             seen: false,
             due: false,
+            currency: None,
         }));
         Watch(token)
     }
@@ -164,11 +181,13 @@ pub fn watched(account_id: i64) -> bool {
     matches!(WATCHING.get(), Some(w) if w.account_id == account_id)
 }
 
-/// For the accounts row trigger: the watched account was updated; `due` as `may_owe_event`.
-pub fn saw(account_id: i64, due: bool) {
+/// For the accounts row trigger: the watched account, in `currency`, was updated; `due` as
+/// `may_owe_event`.
+pub fn saw(account_id: i64, currency: Option<&str>, due: bool) {
     if let Some(mut w) = WATCHING.get().filter(|w| w.account_id == account_id) {
         w.seen = true;
         w.due |= due;
+        w.currency = currency.and_then(Code::of);
         WATCHING.set(Some(w));
     }
 }
@@ -180,6 +199,13 @@ pub fn saw(account_id: i64, due: bool) {
 /// too), so a seen account cannot be one whose creation was rolled back since.
 pub fn saw_account(account_id: i64) -> bool {
     matches!(WATCHING.get(), Some(w) if w.account_id == account_id && w.seen)
+}
+
+/// For the ledger's balance check: `saw_account`, and the account's currency is `currency` (an
+/// account's currency never changes), which is all the check would read the account for.
+pub fn saw_account_in(account_id: i64, currency: &str) -> bool {
+    matches!(WATCHING.get(), Some(w) if w.account_id == account_id && w.seen
+        && w.currency.is_some() && w.currency == Code::of(currency))
 }
 
 /// After a one-statement spend whose watch said an event may be due: reads the account (locked
@@ -287,20 +313,20 @@ mod tests {
         let w = Watch::start(7);
         assert!(w.finish(), "not seen (a disabled trigger): maybe");
         let w = Watch::start(7);
-        saw(8, false);
+        saw(8, Some("INR"), false);
         assert!(w.finish(), "another account was seen");
         let w = Watch::start(7);
         assert!(watched(7) && !watched(8));
-        saw(7, false);
+        saw(7, Some("INR"), false);
         assert!(!w.finish());
         let w = Watch::start(7);
-        saw(7, false);
-        saw(7, true);
+        saw(7, Some("INR"), false);
+        saw(7, Some("INR"), true);
         assert!(w.finish(), "any update that may owe one");
         let outer = Watch::start(7);
-        saw(7, false);
+        saw(7, Some("INR"), false);
         let inner = Watch::start(7);
-        saw(7, false);
+        saw(7, Some("INR"), false);
         assert!(!inner.finish());
         assert!(
             outer.finish(),
@@ -309,8 +335,14 @@ mod tests {
         assert!(!watched(7), "a dropped watch watches nothing");
         let w = Watch::start(7);
         assert!(!saw_account(7), "not yet updated");
-        saw(7, true);
+        saw(7, Some("INR"), true);
         assert!(saw_account(7) && !saw_account(8));
+        assert!(saw_account_in(7, "INR") && !saw_account_in(7, "USD") && !saw_account_in(8, "INR"));
+        saw(7, Some("A-CODE-LONGER-THAN-8"), false);
+        assert!(
+            saw_account(7) && !saw_account_in(7, "A-CODE-LONGER-THAN-8"),
+            "not kept: read it"
+        );
         drop(w);
         assert!(!saw_account(7), "the watch ended with its statement");
     }

@@ -342,10 +342,12 @@ fn account_row_invariants<'a>(
     }
     if let Some(id) = c.int8(8).filter(|id| crate::events::watched(*id)) {
         let before = available_of(c.old_datum(0), c.old_datum(1), c.old_datum(2));
+        let currency = c.text(9);
         // NULL means the currency's default, known here while the policy copy is exact.
         let low = c.datum(3).or_else(|| {
-            c.text(9)
-                .and_then(|code| crate::policy::default_threshold(&code))
+            currency
+                .as_deref()
+                .and_then(crate::policy::default_threshold)
         });
         let vs = |a: Option<pg_sys::Datum>, t: Option<pg_sys::Datum>| Some(numeric_cmp(a?, t?));
         let due = crate::events::may_owe_event(
@@ -354,7 +356,7 @@ fn account_row_invariants<'a>(
             vs(available, low),
             vs(before, low),
         );
-        crate::events::saw(id, due);
+        crate::events::saw(id, currency.as_deref(), due);
     }
     Ok(Some(row))
 }

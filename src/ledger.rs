@@ -232,6 +232,14 @@ mod balanced_trigger {
                 )
             );
         }
+        // A one-statement charge has just updated the account in its currency: nothing to read.
+        if accounts.len() == 1
+            && accounts
+                .first()
+                .is_some_and(|(id, leg)| crate::events::saw_account_in(*id, leg))
+        {
+            return Ok(None);
+        }
         let wrong = with_spi(|c| {
             if accounts.len() == 1 {
                 // the usual statement: one transfer of one account, an index probe

@@ -173,12 +173,17 @@ mod rollup_trigger {
     // The statement after its source of rows `t`: written only where account and channel exist.
     macro_rules! roll_up_from {
         ($source:literal) => {
+            roll_up_from!($source, "EXISTS (SELECT FROM billing.accounts a WHERE a.id OPERATOR(pg_catalog.=) t.account_id)")
+        };
+        ($source:literal, $account_known:literal) => {
             concat!(
                 "INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
                  SELECT t.* FROM ",
                 $source,
                 " AS t(account_id, day, channel, category, units, amount)
-                 WHERE EXISTS (SELECT FROM billing.accounts a WHERE a.id OPERATOR(pg_catalog.=) t.account_id)
+                 WHERE ",
+                $account_known,
+                "
                    AND EXISTS (SELECT FROM billing.channels c WHERE c.channel OPERATOR(pg_catalog.=) t.channel)
                 ON CONFLICT (account_id, day, channel, category)
                 DO UPDATE SET units = d.units OPERATOR(pg_catalog.+) EXCLUDED.units,
@@ -190,6 +195,13 @@ mod rollup_trigger {
     const ROLL_UP_ONE: &str = roll_up_from!(
         "(VALUES ($1::pg_catalog.int8, $2::pg_catalog.date, $3::pg_catalog.text,
                   $4::pg_catalog.text, $5::pg_catalog.numeric, $6::pg_catalog.numeric))"
+    );
+    // The same for the group of a one-statement charge, whose statement has just updated the
+    // account (events::saw_account): it exists.
+    const ROLL_UP_ONE_SEEN: &str = roll_up_from!(
+        "(VALUES ($1::pg_catalog.int8, $2::pg_catalog.date, $3::pg_catalog.text,
+                  $4::pg_catalog.text, $5::pg_catalog.numeric, $6::pg_catalog.numeric))",
+        "true"
     );
     const ROLL_UP_MANY: &str = roll_up_from!(
         "ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.date[]),
@@ -285,7 +297,12 @@ mod rollup_trigger {
                 units.clone().into(),
                 amount.clone().into(),
             ];
-            exec(c, ROLL_UP_ONE, &args)?.len()
+            let sql = if crate::events::saw_account(*id) {
+                ROLL_UP_ONE_SEEN
+            } else {
+                ROLL_UP_ONE
+            };
+            exec(c, sql, &args)?.len()
         } else {
             let (mut ids, mut dates, mut channels, mut categories, mut units, mut amounts) = (
                 Vec::with_capacity(groups),
