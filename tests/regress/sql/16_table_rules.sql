@@ -102,3 +102,14 @@ ALTER TABLE billing.reservations RENAME COLUMN resolved_at TO resolved_at_before
 ALTER TABLE billing.reservations ADD COLUMN resolved_at timestamptz;
 SELECT billing.release_reservation(:kept_hold) AS released_after_the_columns_moved;
 ROLLBACK;
+
+-- The rules read a numeric's sign from its stored header (invariants::numeric_sign): in every
+-- stored form (short and long, special values, zero written in several ways) they agree with
+-- SQL's own `v >= 0`. Rolled back: the accepted values are written.
+BEGIN;
+SELECT v, pg_temp.err(format('UPDATE billing.usage SET carrier_fee = %L::numeric', v)) = 'ok' AS accepted,
+       v::numeric >= 0 AS sql_says_at_least_zero
+  FROM unnest(ARRAY['0', '0.000000', '-0.0', '-0', '0e10', '1', '-1', '0.000001', '-0.000001',
+                    '1e100', '-1e100', '1e-100', '-1e-100', '12345678901234567890.123456',
+                    '-12345678901234567890.123456', 'NaN', 'Infinity', '-Infinity']) AS v;
+ROLLBACK;
