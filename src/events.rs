@@ -79,7 +79,9 @@ pub(crate) use spend_at_once_sql;
 /// while enabled) or a low-balance event (from at or above the threshold to below it). The
 /// comparisons come as orderings of `after` and `before` against the thresholds, None where a
 /// threshold is NULL or not known; as in SQL, unknown is neither true nor false, and an unknown
-/// answer is "maybe" (true): the caller then decides exactly (`spent_at_once`).
+/// answer is "maybe" (true): the caller then decides exactly (`spent_at_once`). `after_vs_auto`
+/// is not read while auto-recharge is off, nor `before_vs_low` once `after` is known not to be
+/// below the threshold, so a caller need not compute them.
 pub fn may_owe_event(
     auto_recharge_enabled: bool,
     after_vs_auto: Option<Ordering>,

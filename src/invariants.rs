@@ -393,7 +393,6 @@ fn account_row_invariants<'a>(
         refuse(b);
     }
     if let Some(id) = c.int8(8).filter(|id| crate::events::watched(*id)) {
-        let before = available_of(c.old_datum(0), c.old_datum(1), c.old_datum(2));
         let currency = c.text(9);
         // NULL means the currency's default, known here while the policy copy is exact.
         let low = c.datum(3).or_else(|| {
@@ -402,12 +401,24 @@ fn account_row_invariants<'a>(
                 .and_then(crate::policy::default_threshold)
         });
         let vs = |a: Option<pg_sys::Datum>, t: Option<pg_sys::Datum>| Some(numeric_cmp(a?, t?));
-        let due = crate::events::may_owe_event(
-            auto_recharge.as_deref() == Some("enabled"),
-            vs(available, c.datum(4)),
-            vs(available, low),
-            vs(before, low),
-        );
+        // Only what can change the answer is computed (may_owe_event ignores the rest): the
+        // auto-recharge threshold while enabled, the row before only below the low threshold.
+        let enabled = auto_recharge.as_deref() == Some("enabled");
+        let after_vs_auto = if enabled {
+            vs(available, c.datum(4))
+        } else {
+            None
+        };
+        let after_vs_low = vs(available, low);
+        let before_vs_low = if after_vs_low.is_none_or(|o| o == Ordering::Less) {
+            vs(
+                available_of(c.old_datum(0), c.old_datum(1), c.old_datum(2)),
+                low,
+            )
+        } else {
+            None
+        };
+        let due = crate::events::may_owe_event(enabled, after_vs_auto, after_vs_low, before_vs_low);
         crate::events::saw(id, currency.as_deref(), due);
     }
     Ok(Some(row))
