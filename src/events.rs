@@ -122,6 +122,9 @@ pub fn may_owe_event(
 struct Watching {
     token: u64,
     account_id: i64,
+    /// The subtransaction the spend runs in: an update made in another (a user trigger's
+    /// EXCEPTION block, which may roll back alone) is not taken as the spend's.
+    subxact: u32,
     seen: bool,
     due: bool,
     /// The account's currency, as the accounts trigger read it (None if not seen or too long).
@@ -152,16 +155,27 @@ pub struct Watch(u64);
 
 impl Watch {
     pub fn start(account_id: i64) -> Watch {
+        Self::start_in(account_id, current_subxact())
+    }
+
+    fn start_in(account_id: i64, subxact: u32) -> Watch {
         let token = LAST_TOKEN.get().wrapping_add(1);
         LAST_TOKEN.set(token);
         WATCHING.set(Some(Watching {
             token,
             account_id,
+            subxact,
             seen: false,
             due: false,
             currency: None,
         }));
         Watch(token)
+    }
+
+    /// Whether the accounts trigger saw the watched account updated by this spend: then its
+    /// statement changed the account, whatever else it did.
+    pub fn saw_update(&self) -> bool {
+        matches!(WATCHING.get(), Some(w) if w.token == self.0 && w.seen)
     }
 
     /// Whether an event may be due: false only if the trigger saw the account and found none.
@@ -178,15 +192,32 @@ impl Drop for Watch {
     }
 }
 
-/// For the accounts row trigger: whether a spend watches this account's update.
-pub fn watched(account_id: i64) -> bool {
-    matches!(WATCHING.get(), Some(w) if w.account_id == account_id)
+fn current_subxact() -> u32 {
+    // SAFETY: reads the backend's current subtransaction id; called inside a transaction.
+    unsafe { pgrx::pg_sys::GetCurrentSubTransactionId() }
 }
 
-/// For the accounts row trigger: the watched account, in `currency`, was updated; `due` as
-/// `may_owe_event`.
+/// For the accounts row trigger, on an UPDATE that is the last BEFORE trigger to see the row:
+/// whether a spend watches this account's update.
+pub fn watched(account_id: i64) -> bool {
+    watched_in(account_id, current_subxact())
+}
+
+fn watched_in(account_id: i64, subxact: u32) -> bool {
+    matches!(WATCHING.get(), Some(w) if w.account_id == account_id && w.subxact == subxact)
+}
+
+/// For the accounts row trigger (as `watched`): the watched account, in `currency`, was
+/// updated; `due` as `may_owe_event`.
 pub fn saw(account_id: i64, currency: Option<&str>, due: bool) {
-    if let Some(mut w) = WATCHING.get().filter(|w| w.account_id == account_id) {
+    saw_in(account_id, current_subxact(), currency, due)
+}
+
+fn saw_in(account_id: i64, subxact: u32, currency: Option<&str>, due: bool) {
+    if let Some(mut w) = WATCHING
+        .get()
+        .filter(|w| w.account_id == account_id && w.subxact == subxact)
+    {
         w.seen = true;
         w.due |= due;
         w.currency = currency.and_then(Code::of);
@@ -195,10 +226,12 @@ pub fn saw(account_id: i64, currency: Option<&str>, due: bool) {
 }
 
 /// For the hold's row trigger: whether the statement of the running watch has updated this
-/// account (the accounts trigger saw it). Then the account exists and this statement holds its
-/// row lock: the hold's existence probe of the account (the foreign key it replaces) can be
-/// skipped. Accounts are never deleted, and a watch ends with its statement (`Drop`, on an error
-/// too), so a seen account cannot be one whose creation was rolled back since.
+/// account (the accounts trigger saw the UPDATE, in the spend's own subtransaction, as the last
+/// BEFORE trigger). Then the account exists and this statement holds its row lock: the hold's
+/// existence probe of the account (the foreign key it replaces) can be skipped. Accounts are
+/// never deleted; the account was there before the update, or was made in the same
+/// subtransaction and is undone only with the spend; and a watch ends with its statement
+/// (`Drop`, on an error too).
 pub fn saw_account(account_id: i64) -> bool {
     matches!(WATCHING.get(), Some(w) if w.account_id == account_id && w.seen)
 }
@@ -312,30 +345,39 @@ mod tests {
 
     #[test]
     fn a_watch_says_none_due_only_when_its_account_was_seen_without_one() {
-        let w = Watch::start(7);
+        const X: u32 = 1; // the spend's subtransaction
+        let saw = |id, currency, due| saw_in(id, X, currency, due);
+        let w = Watch::start_in(7, X);
         assert!(w.finish(), "not seen (a disabled trigger): maybe");
-        let w = Watch::start(7);
+        let w = Watch::start_in(7, X);
         saw(8, Some("INR"), false);
         assert!(w.finish(), "another account was seen");
-        let w = Watch::start(7);
-        assert!(watched(7) && !watched(8));
+        let w = Watch::start_in(7, X);
+        assert!(watched_in(7, X) && !watched_in(8, X));
+        assert!(
+            !watched_in(7, X + 1),
+            "an update in another subtransaction is not the spend's"
+        );
+        saw_in(7, X + 1, Some("INR"), false);
+        assert!(!w.saw_update());
         saw(7, Some("INR"), false);
+        assert!(w.saw_update());
         assert!(!w.finish());
-        let w = Watch::start(7);
+        let w = Watch::start_in(7, X);
         saw(7, Some("INR"), false);
         saw(7, Some("INR"), true);
         assert!(w.finish(), "any update that may owe one");
-        let outer = Watch::start(7);
+        let outer = Watch::start_in(7, X);
         saw(7, Some("INR"), false);
-        let inner = Watch::start(7);
+        let inner = Watch::start_in(7, X);
         saw(7, Some("INR"), false);
         assert!(!inner.finish());
         assert!(
             outer.finish(),
             "a nested spend ended the outer watch: maybe"
         );
-        assert!(!watched(7), "a dropped watch watches nothing");
-        let w = Watch::start(7);
+        assert!(!watched_in(7, X), "a dropped watch watches nothing");
+        let w = Watch::start_in(7, X);
         assert!(!saw_account(7), "not yet updated");
         saw(7, Some("INR"), true);
         assert!(saw_account(7) && !saw_account(8));

@@ -10,8 +10,10 @@
 //! (0.4.0 moved it here, 8% of a hold); the accounts trigger is `ENABLE ALWAYS`, so it fires in
 //! replica mode too (a subscriber's apply, a restore that sets `session_replication_role`).
 //!
-//! Each trigger is named `row_invariants` so that it fires after the table's other BEFORE
-//! triggers (they fire in name order), on the row as it will be written, as a CHECK would.
+//! Each trigger is named `row_invariants` so that it fires after the extension's other BEFORE
+//! triggers (they fire in name order), on the row as it will be written, as a CHECK would. A
+//! user's BEFORE trigger named after it would run later; the accounts trigger then does not
+//! answer a spend's watch (`fires_last_before_update`).
 
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::prelude::*;
@@ -133,7 +135,7 @@ fn numeric_cmp(a: pg_sys::Datum, b: pg_sys::Datum) -> Ordering {
 /// read from the numeric's stored header: the rules ask it of every numeric column of every hold
 /// and charge, and a call of `numeric_cmp` (a detoasted copy, a comparison, the function-call
 /// frame) costs about ten times as much (docs/performance.md, item 20). None for a value that is
-/// not stored inline (compressed or external) or not well formed: compare it the usual way.
+/// compressed or stored out of line (TOAST), or not well formed: compare it the usual way.
 pub(crate) fn numeric_sign(d: pg_sys::Datum) -> Option<Ordering> {
     let p = d.cast_mut_ptr::<pg_sys::varlena>();
     // SAFETY: a non-NULL numeric datum, so a varlena; only an inline one (1- or 4-byte header,
@@ -392,7 +394,12 @@ fn account_row_invariants<'a>(
     ) {
         refuse(b);
     }
-    if let Some(id) = c.int8(8).filter(|id| crate::events::watched(*id)) {
+    // Only an UPDATE, and only when the row seen here is the row written (a user's BEFORE trigger
+    // named after this one could still change it): otherwise the watch stays unseen ("maybe").
+    let watched = c.int8(8).filter(|id| {
+        !c.old.is_null() && crate::events::watched(*id) && fires_last_before_update(trigger)
+    });
+    if let Some(id) = watched {
         let currency = c.text(9);
         // NULL means the currency's default, known here while the policy copy is exact.
         let low = c.datum(3).or_else(|| {
@@ -422,6 +429,31 @@ fn account_row_invariants<'a>(
         crate::events::saw(id, currency.as_deref(), due);
     }
     Ok(Some(row))
+}
+
+/// Whether no other enabled BEFORE UPDATE row trigger of the table fires after this one (they
+/// fire in name order, `row_invariants` after the extension's own): then the row this trigger
+/// sees is the row written.
+fn fires_last_before_update(trigger: &PgTrigger<'_>) -> bool {
+    let data = trigger.trigger_data();
+    // SAFETY: the trigger's relation and its trigger descriptor are valid during the call; the
+    // executor's copy of the descriptor (tg_trigger points into it) has the same order.
+    unsafe {
+        let desc = (*data.tg_relation).trigdesc;
+        if desc.is_null() {
+            return true;
+        }
+        let all = std::slice::from_raw_parts((*desc).triggers, (*desc).numtriggers as usize);
+        let ours = (*data.tg_trigger).tgoid;
+        let before_update_row = (pg_sys::TRIGGER_TYPE_ROW
+            | pg_sys::TRIGGER_TYPE_BEFORE
+            | pg_sys::TRIGGER_TYPE_UPDATE) as i16;
+        let kind_mask = before_update_row | pg_sys::TRIGGER_TYPE_INSTEAD as i16;
+        all.iter().skip_while(|t| t.tgoid != ours).skip(1).all(|t| {
+            t.tgtype & kind_mask != before_update_row
+                || t.tgenabled == pg_sys::TRIGGER_DISABLED as std::ffi::c_char
+        })
+    }
 }
 
 /// `billing.reservation_row_invariants()`: BEFORE INSERT OR UPDATE trigger of

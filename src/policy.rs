@@ -163,7 +163,8 @@ fn fill(client: &mut SpiClient<'_>, generation: u64) -> Result<Arrays> {
 }
 
 fn free(arrays: Arrays) {
-    // Statements only ever had copies of these.
+    // Statements only ever had copies of these; `default_threshold` hands out the kept numerics
+    // themselves, to be used at once (before any SPI call, which could refill).
     let datums = std::iter::once(arrays.stages).chain(arrays.defaults.into_iter().map(|(_, d)| d));
     for d in datums {
         // SAFETY: allocated in TopMemoryContext by `fill`, referenced nowhere else.
@@ -198,8 +199,8 @@ pub fn params(client: &mut SpiClient<'_>) -> Result<DatumWithOid<'static>> {
     })
 }
 
-/// The default low-balance threshold of `currency` (a numeric datum, valid until the next
-/// `params`), if the copy `params` made is still exact: no invalidation arrived since (none is
+/// The default low-balance threshold of `currency` (the kept numeric datum itself: use it at
+/// once, before any SPI call or `params`, which may free it), if the copy `params` made is still exact: no invalidation arrived since (none is
 /// read here) and, for a fill under a transaction snapshot, the same transaction. None when not
 /// so or the currency is unknown: the caller must then assume the worst. Reads nothing, locks
 /// nothing: cheap enough for a row trigger.

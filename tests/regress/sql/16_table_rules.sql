@@ -113,3 +113,33 @@ SELECT v, pg_temp.err(format('UPDATE billing.usage SET carrier_fee = %L::numeric
                     '1e100', '-1e100', '1e-100', '-1e-100', '12345678901234567890.123456',
                     '-12345678901234567890.123456', 'NaN', 'Infinity', '-Infinity']) AS v;
 ROLLBACK;
+
+-- A user's BEFORE trigger named after row_invariants changes the account row after the rules
+-- saw it: a one-statement hold then does not take the rules' word that no event is due
+-- (events::Watch), and the low-balance crossing the final row makes is still recorded.
+BEGIN;
+SELECT billing.create_account('INR') AS late \gset
+SELECT billing.apply_recharge(:late, 150) IS NOT NULL AS funded;      -- threshold: INR's 100
+CREATE FUNCTION pg_temp.hold_more() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.reserved := NEW.reserved + 45; RETURN NEW; END $$;
+CREATE TRIGGER zz_hold_more BEFORE UPDATE ON billing.accounts
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.hold_more();
+SELECT billing.reserve_credits(:late, 10) IS NOT NULL AS held;         -- 150 - 10 - 45 = 95
+SELECT kind, payload ->> 'available' AS available FROM billing.events
+ WHERE account_id = :late AND kind = 'low_balance';
+ROLLBACK;
+
+-- A trigger that suppresses a hold's or a usage row (returns NULL) after the account was
+-- updated: the call fails and changes nothing, rather than spending again on the locking path.
+BEGIN;
+SELECT billing.create_account('INR') AS sup \gset
+SELECT billing.apply_recharge(:sup, 500) IS NOT NULL AS funded;
+CREATE FUNCTION pg_temp.suppress() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER suppress BEFORE INSERT ON billing.reservations
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.suppress();
+CREATE TRIGGER suppress BEFORE INSERT ON billing.usage
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.suppress();
+SELECT pg_temp.err(format('SELECT billing.reserve_credits(%s, 10)', :sup)) AS hold_suppressed;
+SELECT pg_temp.err(format('SELECT billing.record_usage(%s, ''sms'', ''promotional'', 4)', :sup)) AS usage_suppressed;
+SELECT balance, reserved FROM billing.accounts WHERE id = :sup;
+ROLLBACK;
