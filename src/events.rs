@@ -131,17 +131,17 @@ struct Watching {
     currency: Option<Code>,
 }
 
-/// A currency code kept inline, so that a watch stays `Copy` (ISO 4217 codes have 3 letters; a
-/// longer code is not kept, and its checks then read the table).
+/// A currency code kept inline, zero-padded, so that a watch stays `Copy` (ISO 4217 codes have 3
+/// letters; a longer code is not kept, and its checks then read the table; text has no NUL).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Code([u8; 8], usize);
+struct Code([u8; 8]);
 
 impl Code {
     fn of(code: &str) -> Option<Code> {
         let b = code.as_bytes();
         let mut bytes = [0; 8];
         bytes.get_mut(..b.len())?.copy_from_slice(b);
-        Some(Code(bytes, b.len()))
+        Some(Code(bytes))
     }
 }
 
@@ -176,6 +176,19 @@ impl Watch {
     /// statement changed the account, whatever else it did.
     pub fn saw_update(&self) -> bool {
         matches!(WATCHING.get(), Some(w) if w.token == self.0 && w.seen)
+    }
+
+    /// For a spend whose statement returned no row (`what`, written to `table`, is missing): an
+    /// error if the account was updated all the same, which means a trigger on `table`
+    /// suppressed the row; going on to the locking path would spend a second time. The error
+    /// undoes the statement.
+    pub fn refuse_if_suppressed(&self, table: &str, what: &str) -> Result<()> {
+        if self.saw_update() {
+            return Err(crate::error::BillingError::Internal(format!(
+                "a trigger on {table} suppressed the {what} of a spend; nothing was changed"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether an event may be due: false only if the trigger saw the account and found none.

@@ -98,14 +98,7 @@ fn reserve_at_once(
         ],
     )?;
     if rows.is_empty() {
-        if watch.saw_update() {
-            // The account was updated but its hold not written: a trigger on billing.reservations
-            // suppressed the row. Going on would spend twice (the locking path spends again).
-            return Err(BillingError::Internal(
-                "a trigger on billing.reservations suppressed the hold of a spend; nothing was changed"
-                    .into(),
-            ));
-        }
+        watch.refuse_if_suppressed("billing.reservations", "hold")?;
         return Ok(None);
     }
     let id = rows

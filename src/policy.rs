@@ -200,10 +200,10 @@ pub fn params(client: &mut SpiClient<'_>) -> Result<DatumWithOid<'static>> {
 }
 
 /// The default low-balance threshold of `currency` (the kept numeric datum itself: use it at
-/// once, before any SPI call or `params`, which may free it), if the copy `params` made is still exact: no invalidation arrived since (none is
-/// read here) and, for a fill under a transaction snapshot, the same transaction. None when not
-/// so or the currency is unknown: the caller must then assume the worst. Reads nothing, locks
-/// nothing: cheap enough for a row trigger.
+/// once, before any SPI call or `params`, which may free it), if the copy `params` made is still
+/// exact: no invalidation arrived since (none is read here) and, for a fill under a transaction
+/// snapshot, the same transaction. None when not so or the currency is unknown: the caller must
+/// then assume the worst. Reads nothing, locks nothing: cheap enough for a row trigger.
 pub fn default_threshold(currency: &str) -> Option<pg_sys::Datum> {
     CACHED.with_borrow(|c| {
         let a = c.as_ref()?;

@@ -172,10 +172,10 @@ mod rollup_trigger {
     // under the caller's search_path (direct DML).
     // The statement after its source of rows `t`: written only where account and channel exist.
     macro_rules! roll_up_from {
-        ($source:literal) => {
+        ($source:expr) => {
             roll_up_from!($source, "EXISTS (SELECT FROM billing.accounts a WHERE a.id OPERATOR(pg_catalog.=) t.account_id)")
         };
-        ($source:literal, $account_known:literal) => {
+        ($source:expr, $account_known:literal) => {
             concat!(
                 "INSERT INTO billing.usage_daily AS d (account_id, day, channel, category, units, amount)
                  SELECT t.* FROM ",
@@ -192,17 +192,17 @@ mod rollup_trigger {
             )
         };
     }
-    const ROLL_UP_ONE: &str = roll_up_from!(
-        "(VALUES ($1::pg_catalog.int8, $2::pg_catalog.date, $3::pg_catalog.text,
-                  $4::pg_catalog.text, $5::pg_catalog.numeric, $6::pg_catalog.numeric))"
-    );
+    // One group, as a VALUES row.
+    macro_rules! one_group {
+        () => {
+            "(VALUES ($1::pg_catalog.int8, $2::pg_catalog.date, $3::pg_catalog.text,
+                      $4::pg_catalog.text, $5::pg_catalog.numeric, $6::pg_catalog.numeric))"
+        };
+    }
+    const ROLL_UP_ONE: &str = roll_up_from!(one_group!());
     // The same for the group of a one-statement charge, whose statement has just updated the
     // account (events::saw_account): it exists.
-    const ROLL_UP_ONE_SEEN: &str = roll_up_from!(
-        "(VALUES ($1::pg_catalog.int8, $2::pg_catalog.date, $3::pg_catalog.text,
-                  $4::pg_catalog.text, $5::pg_catalog.numeric, $6::pg_catalog.numeric))",
-        "true"
-    );
+    const ROLL_UP_ONE_SEEN: &str = roll_up_from!(one_group!(), "true");
     const ROLL_UP_MANY: &str = roll_up_from!(
         "ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.date[]),
                     pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),

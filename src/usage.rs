@@ -142,14 +142,7 @@ fn charge_at_once(
         ],
     )?;
     if rows.is_empty() {
-        if watch.saw_update() {
-            // The account was updated but its usage row not written: a trigger on billing.usage
-            // suppressed the row. Going on would spend twice (the locking path spends again).
-            return Err(BillingError::Internal(
-                "a trigger on billing.usage suppressed the usage row of a spend; nothing was changed"
-                    .into(),
-            ));
-        }
+        watch.refuse_if_suppressed("billing.usage", "usage row")?;
         return Ok(None);
     }
     if watch.finish() {
