@@ -4,7 +4,7 @@
 # backend (postgres --single) under valgrind, 3,000 prepared calls of each workload on 2,000
 # accounts, each workload on a fresh copy of the data; prints instructions per call and the ratio
 # to B0, and keeps the callgrind files for callgrind_annotate. Uses the installed build: run after ./run bench (a release build).
-# Usage: bench/callgrind/run.sh [WORKLOAD...]   (default: b0 w1 w3 b3; b3 is the bare charge)
+# Usage: [EXTRA_SQL=...] bench/callgrind/run.sh [WORKLOAD...]   (default: b0 w1 w3 b3; b3 is the bare charge)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -18,6 +18,12 @@ printf "port = 28839\nunix_socket_directories = '%s'\nlisten_addresses = ''\n" "
 as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >/dev/null
 "$PG_BIN/psql" -X -q -h "$dir" -p 28839 -U postgres -d postgres -c "CREATE DATABASE perf"
 "$PG_BIN/psql" -X -q -h "$dir" -p 28839 -U postgres -d perf -f "$here/setup.sql" >/dev/null
+# An experiment without a rebuild: SQL run on the data before it is copied, e.g.
+# EXTRA_SQL="ALTER FUNCTION billing.reserve_credits(bigint,numeric,text,timestamptz,text) RESET search_path"
+if [ -n "${EXTRA_SQL:-}" ]; then
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p 28839 -U postgres -d perf -c "$EXTRA_SQL" ||
+        { as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -w stop >/dev/null; exit 1; }
+fi
 as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -w stop >/dev/null
 # Every workload starts from this copy: one workload's rows would change the next one's cost.
 as_pg cp -a "$dir/data" "$dir/data.orig"
