@@ -18,6 +18,11 @@ CREATE TABLE billing.rates (
 );
 COMMENT ON TABLE billing.rates IS
     'Price per unit by currency, channel and category. carrier_fee is passed through without markup and booked to carrier_fees_payable, apart from the price (revenue).';
+-- A one-statement charge takes its rate from a copy each backend keeps (src/policy.rs), as the
+-- hold takes the stages: every statement that writes this table empties those copies.
+CREATE TRIGGER reference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.rates
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.reference_changed();
+ALTER TABLE billing.rates ENABLE ALWAYS TRIGGER reference_changed;
 
 -- Every charge for delivered units: per-message usage and completed campaigns.
 -- account_id and channel have no foreign keys: the usage rollup trigger checks both, once per

@@ -16,3 +16,8 @@ CREATE TRIGGER reference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON
     FOR EACH STATEMENT EXECUTE FUNCTION billing.reference_changed();
 ALTER TABLE billing.currencies ENABLE ALWAYS TRIGGER reference_changed;
 ALTER TABLE billing.dunning_stages ENABLE ALWAYS TRIGGER reference_changed;
+-- The same for billing.rates: a one-statement charge takes its rate from that copy when one
+-- currency alone has a rate for the channel and category (8% of a charge).
+CREATE TRIGGER reference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.rates
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.reference_changed();
+ALTER TABLE billing.rates ENABLE ALWAYS TRIGGER reference_changed;

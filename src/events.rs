@@ -58,6 +58,10 @@ pub fn crosses_below(before: Decimal, after: Decimal, threshold: Decimal) -> boo
 /// before the statement.
 macro_rules! spend_at_once_sql {
     ($set:literal, $amount:literal, $stages:literal) => {
+        $crate::events::spend_at_once_sql!($set, $amount, $stages, "")
+    };
+    // `$also`: a further condition on the account, " AND ..."
+    ($set:literal, $amount:literal, $stages:literal, $also:literal) => {
         concat!(
             "UPDATE billing.accounts a SET ",
             $set,
@@ -67,6 +71,7 @@ macro_rules! spend_at_once_sql {
             "::text[])
                 AND a.balance - a.reserved + a.overdraft_limit >= ",
             $amount,
+            $also,
             "
              RETURNING a.id"
         )

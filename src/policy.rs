@@ -1,6 +1,7 @@
 //! The spending policy of the reference tables, as the one-statement spends take it: which
-//! dunning stages may spend (`dunning_stages.outbound_allowed`) and each currency's default
-//! low-balance threshold (`currencies.low_balance_threshold`).
+//! dunning stages may spend (`dunning_stages.outbound_allowed`), each currency's default
+//! low-balance threshold (`currencies.low_balance_threshold`), and the rates of a charge
+//! (`rates`).
 //!
 //! A hold or a charge used to join both tables in its UPDATE, a tenth of a hold's instructions
 //! (two more relations and their indexes to open and scan in every statement). They change
@@ -9,7 +10,13 @@
 //! trigger, which tells the statement whether an event may be due (`events::Watch`). The copy
 //! is kept exact the way PostgreSQL keeps its catalog caches exact:
 //!
-//! - Every statement that writes either table fires `billing.reference_changed()` (a statement
+//! - The rates: a one-statement charge used to look its rate up with the account's currency, a
+//!   statement of its own (8% of a charge). Where only one currency has a rate for a channel
+//!   and category, the charge takes that rate from the copy and its UPDATE requires the account
+//!   to be in that currency (otherwise it changes nothing and the locking path decides, as when
+//!   the look-up found nothing).
+//!
+//! - Every statement that writes one of the tables fires `billing.reference_changed()` (a statement
 //!   trigger, ENABLE ALWAYS), which queues a relcache invalidation of the table. PostgreSQL
 //!   delivers it to this backend at its next command (own changes), to every other backend after
 //!   the commit, and processes it again locally on a rollback.
@@ -34,7 +41,9 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{pg_sys, AnyNumeric, PgMemoryContexts};
+use rust_decimal::Decimal;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 /// The policy: the outbound stages as a statement parameter (`text[]`) and each currency's
 /// default low-balance threshold.
@@ -43,6 +52,9 @@ struct Arrays {
     stages: pg_sys::Datum,
     /// Currency codes and their thresholds (numerics copied into TopMemoryContext).
     defaults: Vec<(String, pg_sys::Datum)>,
+    /// Per (channel, category), the one currency with a rate and that rate; None where more
+    /// than one currency has one (the charge must then read the account's currency).
+    rates: HashMap<(String, String), Option<(String, crate::rates::Rate)>>,
     /// The invalidation generation the fill started at.
     generation: u64,
     /// The transaction a fill under a transaction snapshot is valid in; None: valid until the
@@ -53,11 +65,12 @@ struct Arrays {
 thread_local! {
     static CACHED: RefCell<Option<Arrays>> = const { RefCell::new(None) };
     static GENERATION: Cell<u64> = const { Cell::new(0) };
-    static WATCHED: Cell<[pg_sys::Oid; 2]> = const { Cell::new([pg_sys::InvalidOid; 2]) };
+    static WATCHED: Cell<[pg_sys::Oid; 3]> = const { Cell::new([pg_sys::InvalidOid; 3]) };
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
-// The arrays, and whether both tables have their invalidation trigger, enabled in every mode:
+// The arrays (the rates' numerics as text, parsed exactly), and whether the three tables have
+// their invalidation trigger, enabled in every mode:
 // not so before `ALTER EXTENSION billing UPDATE` to 0.5.0, or where an owner disabled it (which
 // itself invalidates the table); a fill then serves its own transaction only.
 const FILL: &str = "
@@ -65,9 +78,20 @@ const FILL: &str = "
              WHERE outbound_allowed),
            coalesce(array_agg(code ORDER BY code), '{}'),
            coalesce(array_agg(low_balance_threshold ORDER BY code), '{}'),
-           (SELECT count(*) = 2 FROM pg_catalog.pg_trigger
+           (SELECT count(*) = 3 FROM pg_catalog.pg_trigger
              WHERE tgname = 'reference_changed' AND tgenabled = 'A'
-               AND tgrelid IN ('billing.currencies'::regclass, 'billing.dunning_stages'::regclass))
+               AND tgrelid IN ('billing.currencies'::regclass, 'billing.dunning_stages'::regclass,
+                               'billing.rates'::regclass)),
+           (SELECT coalesce(array_agg(channel ORDER BY currency, channel, category), '{}')
+              FROM billing.rates),
+           (SELECT coalesce(array_agg(category ORDER BY currency, channel, category), '{}')
+              FROM billing.rates),
+           (SELECT coalesce(array_agg(currency ORDER BY currency, channel, category), '{}')
+              FROM billing.rates),
+           (SELECT coalesce(array_agg(unit_price::text ORDER BY currency, channel, category), '{}')
+              FROM billing.rates),
+           (SELECT coalesce(array_agg(carrier_fee::text ORDER BY currency, channel, category), '{}')
+              FROM billing.rates)
       FROM billing.currencies";
 
 /// Called by PostgreSQL for every relcache invalidation this backend processes: must not fail
@@ -128,13 +152,26 @@ fn fill(client: &mut SpiClient<'_>, generation: u64) -> Result<Arrays> {
     }
     // The relations' ids, to recognise their invalidations: they change only when the extension
     // is dropped and created again, which invalidates the old ids first.
-    WATCHED.set([relid(c"currencies"), relid(c"dunning_stages")]);
+    WATCHED.set([
+        relid(c"currencies"),
+        relid(c"dunning_stages"),
+        relid(c"rates"),
+    ]);
     let rows = exec(client, FILL, &[])?;
     let row = rows.first();
     let stages = row.get::<Vec<String>>(1)?.unwrap_or_default();
     let codes = row.get::<Vec<String>>(2)?.unwrap_or_default();
     let thresholds = row.get::<Vec<AnyNumeric>>(3)?.unwrap_or_default();
     let watched = row.get::<bool>(4)?.unwrap_or(false);
+    let text =
+        |n: usize| -> Result<Vec<String>> { Ok(row.get::<Vec<String>>(n)?.unwrap_or_default()) };
+    let rates = only_rates(
+        text(5)?
+            .into_iter()
+            .zip(text(6)?)
+            .zip(text(7)?)
+            .zip(text(8)?.into_iter().zip(text(9)?)),
+    );
     let stages = stages.into_datum().expect("an array is not NULL");
     let thresholds = thresholds
         .into_iter()
@@ -157,6 +194,7 @@ fn fill(client: &mut SpiClient<'_>, generation: u64) -> Result<Arrays> {
     Ok(Arrays {
         stages,
         defaults,
+        rates,
         generation,
         only_in: (uses_transaction_snapshot() || !watched).then(current_lxid),
     })
@@ -199,6 +237,51 @@ pub fn params(client: &mut SpiClient<'_>) -> Result<DatumWithOid<'static>> {
     })
 }
 
+/// Per (channel, category), the only currency with a rate and that rate, from the rows of
+/// billing.rates as ((channel, category), currency) and (unit price, carrier fee) in text. A
+/// price that does not parse exactly as a Decimal leaves its pair to the statement.
+fn only_rates(
+    rows: impl Iterator<Item = (((String, String), String), (String, String))>,
+) -> HashMap<(String, String), Option<(String, crate::rates::Rate)>> {
+    let mut rates = HashMap::new();
+    for (((channel, category), currency), (price, fee)) in rows {
+        let rate = match (
+            Decimal::from_str_exact(&price),
+            Decimal::from_str_exact(&fee),
+        ) {
+            (Ok(unit_price), Ok(carrier_fee)) => Some((
+                currency,
+                crate::rates::Rate {
+                    unit_price,
+                    carrier_fee,
+                },
+            )),
+            _ => None,
+        };
+        rates
+            .entry((channel, category))
+            .and_modify(|known| *known = None)
+            .or_insert(rate);
+    }
+    rates
+}
+
+/// The rate of a charge on `channel` and `category` and its currency, when exactly one currency
+/// has a rate for them and the copy `params` made is still exact (as for `default_threshold`).
+/// None otherwise: the caller reads the rate with the account's currency.
+pub fn only_rate(channel: &str, category: &str) -> Option<(String, crate::rates::Rate)> {
+    CACHED.with_borrow(|c| {
+        let a = c.as_ref()?;
+        if !still_valid(a.generation, a.only_in, GENERATION.get(), current_lxid()) {
+            return None;
+        }
+        a.rates
+            .get(&(channel.to_owned(), category.to_owned()))
+            .cloned()
+            .flatten()
+    })
+}
+
 /// The default low-balance threshold of `currency` (the kept numeric datum itself: use it at
 /// once, before any SPI call or `params`, which may free it), if the copy `params` made is still
 /// exact: no invalidation arrived since (none is read here) and, for a fill under a transaction
@@ -224,7 +307,8 @@ mod trigger {
     use std::result::Result;
 
     /// `billing.reference_changed()`: AFTER INSERT, UPDATE, DELETE and TRUNCATE FOR EACH
-    /// STATEMENT trigger of billing.currencies and billing.dunning_stages (ENABLE ALWAYS). Queues
+    /// STATEMENT trigger of billing.currencies, billing.dunning_stages and billing.rates (ENABLE
+    /// ALWAYS). Queues
     /// a relcache invalidation of the table, which every backend's policy cache watches. Changes
     /// nothing, raises nothing.
     #[pg_trigger(sql = false)]

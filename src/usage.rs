@@ -50,9 +50,11 @@ pub fn insert(
     )
 }
 
-// The common charge in two statements, as the hold does it in one: the rate in the account's
+// The common charge in one statement, as the hold: the rate from the backend's copy of the rates
+// (policy::only_rate) when one currency alone has a rate for the channel and category, the
+// statement then requiring the account to be in it; otherwise first the rate in the account's
 // currency, read without a lock (an account's currency never changes, and the locking path reads
-// rates unlocked too), then one statement that updates the account only if it may spend and
+// rates unlocked too). Then one statement that updates the account only if it may spend and
 // covers the charge (its row lock is the account lock), inserts the usage row and posts the
 // transfer (the same legs and checks as ledger::post). No row back: something refuses the charge
 // (an unknown account, a blocked stage, too little available), and the locking path says what;
@@ -67,7 +69,12 @@ const RATE_OF_ACCOUNT: &str = "
 
 const CHARGE_AT_ONCE: &str = concat!(
     "WITH a AS (",
-    events::spend_at_once_sql!("balance = a.balance - $4", "$4", "$13"),
+    events::spend_at_once_sql!(
+        "balance = a.balance - $4",
+        "$4",
+        "$13",
+        " AND a.currency = $9"
+    ),
     r#"),
     u AS (
         INSERT INTO billing.usage (account_id, channel, category, units, price, carrier_fee, occurred_at)
@@ -81,8 +88,9 @@ const CHARGE_AT_ONCE: &str = concat!(
     SELECT u.id FROM u"#
 );
 
-/// A charge without an idempotency key in two statements (CHARGE_AT_ONCE): the amount charged,
-/// or None for the locking path to decide and explain.
+/// A charge without an idempotency key in one statement (CHARGE_AT_ONCE), or two when the rate
+/// needs the account's currency: the amount charged, or None for the locking path to decide and
+/// explain.
 fn charge_at_once(
     client: &mut SpiClient<'_>,
     account_id: i64,
@@ -91,25 +99,32 @@ fn charge_at_once(
     units: Decimal,
     occurred_at: TimestampWithTimeZone,
 ) -> Result<Option<Decimal>> {
-    let rows = exec(
-        client,
-        RATE_OF_ACCOUNT,
-        &[account_id.into(), channel.into(), category.into()],
-    )?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let row = rows.first();
-    let (Some(currency), Some(unit_price), Some(carrier_fee)) = (
-        row.get::<String>(1)?,
-        row.get::<Money>(2)?,
-        row.get::<Money>(3)?,
-    ) else {
-        return Ok(None);
-    };
-    let rate = rates::Rate {
-        unit_price: unit_price.0,
-        carrier_fee: carrier_fee.0,
+    let stages = policy::params(client)?;
+    let (currency, rate) = match policy::only_rate(channel, category) {
+        Some(known) => known,
+        None => {
+            let rows = exec(
+                client,
+                RATE_OF_ACCOUNT,
+                &[account_id.into(), channel.into(), category.into()],
+            )?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let row = rows.first();
+            let (Some(currency), Some(unit_price), Some(carrier_fee)) = (
+                row.get::<String>(1)?,
+                row.get::<Money>(2)?,
+                row.get::<Money>(3)?,
+            ) else {
+                return Ok(None);
+            };
+            let rate = rates::Rate {
+                unit_price: unit_price.0,
+                carrier_fee: carrier_fee.0,
+            };
+            (currency, rate)
+        }
     };
     let Ok((price, fee)) = charge(units, rate) else {
         return Ok(None); // out of range: the locking path raises it
@@ -120,7 +135,6 @@ fn charge_at_once(
     }
     let legs = ledger::legs("usage", charge_legs(price, fee))?;
     let at = now();
-    let stages = policy::params(client)?;
     let watch = events::Watch::start(account_id);
     let rows = exec(
         client,

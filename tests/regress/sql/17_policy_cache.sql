@@ -1,6 +1,7 @@
 -- The one-statement hold and charge take the outbound stages and the currencies' default
--- low-balance thresholds from a copy each backend keeps (src/policy.rs). Every change to
--- billing.dunning_stages or billing.currencies must reach it before the next spend: in this
+-- low-balance thresholds, and a charge its rate, from a copy each backend keeps (src/policy.rs).
+-- Every change to billing.dunning_stages, billing.currencies or billing.rates must reach it
+-- before the next spend: in this
 -- session at once, after a rollback back to what was committed, in replica mode, with the
 -- trigger disabled, and across a DROP and CREATE EXTENSION. (Other sessions: isolation spec
 -- policy-change.)
@@ -85,6 +86,35 @@ SELECT billing.create_account('EUR') AS e \gset
 SELECT billing.apply_recharge(:e, 60) IS NOT NULL AS recharged_eur;
 SELECT billing.reserve_credits(:e, 20) > 0 AS held_eur;
 SELECT count(*) AS eur_low_balance_events FROM billing.events WHERE account_id = :e AND kind = 'low_balance';
+
+-- The rates: a one-statement charge takes its rate from the copy while one currency alone has a
+-- rate for the channel and category. A change reaches the next charge, a rolled-back one never.
+SELECT billing.set_rate('INR', 'sms', 'promotional', 0.5);
+SELECT billing.record_usage(:a, 'sms', 'promotional', 2) AS charged_at_new_rate;
+BEGIN;
+SELECT billing.set_rate('INR', 'sms', 'promotional', 0.75);
+SELECT billing.record_usage(:a, 'sms', 'promotional', 2) AS charged_inside;
+ROLLBACK;
+SELECT billing.record_usage(:a, 'sms', 'promotional', 2) AS charged_after_rollback;
+-- A second currency with a rate for the same pair: each account is charged in its own.
+SELECT billing.set_rate('EUR', 'sms', 'promotional', 0.02);
+SELECT billing.record_usage(:e, 'sms', 'promotional', 2) AS charged_eur;
+SELECT billing.record_usage(:a, 'sms', 'promotional', 2) AS charged_inr;
+-- A pair only INR has a rate for: an EUR account's charge is refused (22023), not charged at
+-- the INR rate, and changes nothing.
+SELECT billing.set_rate('INR', 'sms', 'otp', 0.1);
+SELECT billing.record_usage(:a, 'sms', 'otp', 1) AS charged_otp;
+SELECT available AS eur_available FROM billing.account_balance(:e);
+SELECT pg_temp.err(format('SELECT billing.record_usage(%s, ''sms'', ''otp'', 1)', :e)) AS eur_otp_refused;
+SELECT available AS eur_available_after, (SELECT count(*) FROM billing.usage WHERE account_id = :e) AS eur_usage_rows
+  FROM billing.account_balance(:e);
+-- Written by the owner with the trigger disabled: the next transaction still sees the change.
+ALTER TABLE billing.rates DISABLE TRIGGER reference_changed;
+SELECT billing.record_usage(:a, 'sms', 'otp', 1) AS charged_untracked;
+UPDATE billing.rates SET unit_price = 0.3 WHERE currency = 'INR' AND channel = 'sms' AND category = 'otp';
+SELECT billing.record_usage(:a, 'sms', 'otp', 1) AS charged_after_untracked_change;
+ALTER TABLE billing.rates ENABLE ALWAYS TRIGGER reference_changed;
+SELECT billing.record_usage(:a, 'sms', 'otp', 1) AS charged_tracked_again;
 
 -- DROP and CREATE EXTENSION in this session: the copy of the old tables is not used.
 SET client_min_messages = warning;
