@@ -332,7 +332,9 @@ mod trigger {
 
 #[cfg(test)]
 mod tests {
-    use super::still_valid;
+    use super::{only_rates, still_valid};
+    use crate::rates::Rate;
+    use rust_decimal::Decimal;
 
     #[test]
     fn a_fill_serves_until_an_invalidation() {
@@ -346,5 +348,80 @@ mod tests {
         assert!(still_valid(3, Some(10), 3, 10));
         assert!(!still_valid(3, Some(10), 3, 11));
         assert!(!still_valid(3, Some(10), 4, 10));
+    }
+
+    fn row(
+        channel: &str,
+        category: &str,
+        currency: &str,
+        price: &str,
+        fee: &str,
+    ) -> (((String, String), String), (String, String)) {
+        (
+            ((channel.into(), category.into()), currency.into()),
+            (price.into(), fee.into()),
+        )
+    }
+
+    fn key(channel: &str, category: &str) -> (String, String) {
+        (channel.into(), category.into())
+    }
+
+    #[test]
+    fn a_pair_priced_in_one_currency_is_taken_from_the_copy() {
+        let rates = only_rates(
+            [
+                row("sms", "otp", "INR", "0.125", "0"),
+                row("sms", "promo", "INR", "0.25", "0.010"),
+            ]
+            .into_iter(),
+        );
+        let rate = |price: i64, fee: i64, scale: u32| Rate {
+            unit_price: Decimal::new(price, scale),
+            carrier_fee: Decimal::new(fee, scale),
+        };
+        assert_eq!(
+            rates[&key("sms", "otp")],
+            Some(("INR".into(), rate(125, 0, 3)))
+        );
+        assert_eq!(
+            rates[&key("sms", "promo")],
+            Some(("INR".into(), rate(250, 10, 3)))
+        );
+        assert!(
+            !rates.contains_key(&key("voice", "otp")),
+            "no rate: no entry"
+        );
+    }
+
+    #[test]
+    fn a_pair_priced_in_two_currencies_needs_the_accounts_currency() {
+        for order in [["INR", "USD"], ["USD", "INR"]] {
+            let rates = only_rates(
+                order
+                    .iter()
+                    .map(|c| row("sms", "otp", c, "0.1", "0"))
+                    .chain([row("sms", "promo", "USD", "0.2", "0")]),
+            );
+            assert_eq!(rates[&key("sms", "otp")], None, "{order:?}");
+            assert_eq!(rates[&key("sms", "promo")].as_ref().unwrap().0, "USD");
+        }
+    }
+
+    #[test]
+    fn a_price_that_is_not_an_exact_decimal_is_left_to_the_statement() {
+        let rates = only_rates(
+            [row(
+                "sms",
+                "otp",
+                "INR",
+                "0.0000000000000000000000000000001",
+                "0",
+            )]
+            .into_iter(),
+        );
+        assert_eq!(rates[&key("sms", "otp")], None);
+        let rates = only_rates([row("sms", "otp", "INR", "0.1", "NaN")].into_iter());
+        assert_eq!(rates[&key("sms", "otp")], None);
     }
 }
