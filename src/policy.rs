@@ -7,14 +7,12 @@
 //! (two more relations and their indexes to open and scan in every statement). They change
 //! rarely and only by an administrator, so each backend keeps a copy: the outbound stages as an
 //! array passed to the statement as a parameter, the default thresholds for the accounts row
-//! trigger, which tells the statement whether an event may be due (`events::Watch`). The copy
-//! is kept exact the way PostgreSQL keeps its catalog caches exact:
-//!
-//! - The rates: a one-statement charge used to look its rate up with the account's currency, a
-//!   statement of its own (8% of a charge). Where only one currency has a rate for a channel
-//!   and category, the charge takes that rate from the copy and its UPDATE requires the account
-//!   to be in that currency (otherwise it changes nothing and the locking path decides, as when
-//!   the look-up found nothing).
+//! trigger, which tells the statement whether an event may be due (`events::Watch`). A
+//! one-statement charge also looked its rate up with the account's currency, a statement of its
+//! own (8% of a charge): where only one currency has a rate for a channel and category, the
+//! charge now takes that rate from the copy and its UPDATE requires the account to be in that
+//! currency (otherwise it changes nothing and the locking path decides, as when the look-up
+//! found nothing). The copy is kept exact the way PostgreSQL keeps its catalog caches exact:
 //!
 //! - Every statement that writes one of the tables fires `billing.reference_changed()` (a statement
 //!   trigger, ENABLE ALWAYS), which queues a relcache invalidation of the table. PostgreSQL
@@ -45,8 +43,8 @@ use rust_decimal::Decimal;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-/// The policy: the outbound stages as a statement parameter (`text[]`) and each currency's
-/// default low-balance threshold.
+/// The policy: the outbound stages as a statement parameter (`text[]`), each currency's
+/// default low-balance threshold, and the rates a charge can take without its account's currency.
 struct Arrays {
     /// A copy in TopMemoryContext; every statement gets a copy of its own (see `params`).
     stages: pg_sys::Datum,
@@ -69,30 +67,29 @@ thread_local! {
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
-// The arrays (the rates' numerics as text, parsed exactly), and whether the three tables have
-// their invalidation trigger, enabled in every mode:
-// not so before `ALTER EXTENSION billing UPDATE` to 0.5.0, or where an owner disabled it (which
-// itself invalidates the table); a fill then serves its own transaction only.
+// The arrays, each group from one scan (the arrays of one aggregate step in lockstep; the rates'
+// numerics as text, parsed exactly), and whether the three tables have their invalidation
+// trigger, enabled in every mode: not so before `ALTER EXTENSION billing UPDATE` to 0.5.0, or
+// where an owner disabled it (which itself invalidates the table); a fill then serves its own
+// transaction only.
 const FILL: &str = "
-    SELECT (SELECT coalesce(array_agg(stage ORDER BY stage), '{}') FROM billing.dunning_stages
-             WHERE outbound_allowed),
-           coalesce(array_agg(code ORDER BY code), '{}'),
-           coalesce(array_agg(low_balance_threshold ORDER BY code), '{}'),
-           (SELECT count(*) = 3 FROM pg_catalog.pg_trigger
+    SELECT s.stages, c.codes, c.thresholds, t.watched,
+           r.channels, r.categories, r.currencies, r.unit_prices, r.carrier_fees
+      FROM (SELECT coalesce(array_agg(stage ORDER BY stage), '{}') AS stages
+              FROM billing.dunning_stages WHERE outbound_allowed) s,
+           (SELECT coalesce(array_agg(code ORDER BY code), '{}') AS codes,
+                   coalesce(array_agg(low_balance_threshold ORDER BY code), '{}') AS thresholds
+              FROM billing.currencies) c,
+           (SELECT count(*) = 3 AS watched FROM pg_catalog.pg_trigger
              WHERE tgname = 'reference_changed' AND tgenabled = 'A'
                AND tgrelid IN ('billing.currencies'::regclass, 'billing.dunning_stages'::regclass,
-                               'billing.rates'::regclass)),
-           (SELECT coalesce(array_agg(channel ORDER BY currency, channel, category), '{}')
-              FROM billing.rates),
-           (SELECT coalesce(array_agg(category ORDER BY currency, channel, category), '{}')
-              FROM billing.rates),
-           (SELECT coalesce(array_agg(currency ORDER BY currency, channel, category), '{}')
-              FROM billing.rates),
-           (SELECT coalesce(array_agg(unit_price::text ORDER BY currency, channel, category), '{}')
-              FROM billing.rates),
-           (SELECT coalesce(array_agg(carrier_fee::text ORDER BY currency, channel, category), '{}')
-              FROM billing.rates)
-      FROM billing.currencies";
+                               'billing.rates'::regclass)) t,
+           (SELECT coalesce(array_agg(channel), '{}') AS channels,
+                   coalesce(array_agg(category), '{}') AS categories,
+                   coalesce(array_agg(currency), '{}') AS currencies,
+                   coalesce(array_agg(unit_price::text), '{}') AS unit_prices,
+                   coalesce(array_agg(carrier_fee::text), '{}') AS carrier_fees
+              FROM billing.rates) r";
 
 /// Called by PostgreSQL for every relcache invalidation this backend processes: must not fail
 /// or allocate. InvalidOid means every relation (a reset after the invalidation queue overflowed).
@@ -308,9 +305,8 @@ mod trigger {
 
     /// `billing.reference_changed()`: AFTER INSERT, UPDATE, DELETE and TRUNCATE FOR EACH
     /// STATEMENT trigger of billing.currencies, billing.dunning_stages and billing.rates (ENABLE
-    /// ALWAYS). Queues
-    /// a relcache invalidation of the table, which every backend's policy cache watches. Changes
-    /// nothing, raises nothing.
+    /// ALWAYS). Queues a relcache invalidation of the table, which every backend's policy cache
+    /// watches. Changes nothing, raises nothing.
     #[pg_trigger(sql = false)]
     fn reference_changed<'a>(
         trigger: &'a PgTrigger<'a>,
